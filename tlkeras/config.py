@@ -1,0 +1,161 @@
+"""Run configuration: the absl flags users set, and the plain `Config` the library reads.
+
+Flags are defined here and nowhere else, so `--helpfull` and `--flagfile` see them all. The rest of
+the package takes a `Config` (a frozen dataclass) rather than reading global flags, which keeps
+every function testable with a config built in Python.
+"""
+
+import dataclasses
+from typing import Optional
+
+from absl import flags
+
+from tlkeras.errors import ConfigError
+
+# Data.
+flags.DEFINE_string("dataset", None, "TFDS image-classification dataset name, e.g. `cifar10`. "
+                    "Give exactly one of --dataset or --image_dir.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS' own, "
+                    "~/tensorflow_datasets). Only used with --dataset.")
+flags.DEFINE_string("image_dir", None, "Folder of images: <image_dir>/<split>/<class>/<image> for "
+                    "the splits named by --train_split, --validation_split and --test_split.")
+flags.DEFINE_string("train_split", "train", "Training split (TFDS split, or subfolder of "
+                    "--image_dir).")
+flags.DEFINE_string("validation_split", "", "Validation split. Empty: carve "
+                    "--validation_fraction out of the training split (an image folder without "
+                    "this subfolder is carved too).")
+flags.DEFINE_string("test_split", "test", "Test split, evaluated after each phase. Empty: no test "
+                    "evaluation.")
+flags.DEFINE_float("validation_fraction", 0.1, "Fraction of the training split held out for "
+                   "validation when there is no validation split.")
+flags.DEFINE_integer("batch_size", 32, "Batch size for both phases.")
+flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.")
+flags.DEFINE_bool("augment_flip", False, "Random horizontal flips while training (Keras layer).")
+flags.DEFINE_float("augment_translate", 0.0, "Random translation while training, as a fraction of "
+                   "the image size (Keras layer); 0 turns it off.")
+
+# Model.
+flags.DEFINE_string("backbone", "MobileNetV2", "keras.applications model name, e.g. MobileNetV2, "
+                    "EfficientNetV2B0, ResNet50, ConvNeXtTiny.")
+flags.DEFINE_string("weights", "imagenet", "Backbone weights: `imagenet` (Keras download, cached "
+                    "in ~/.keras/models), `none` (random), or a path to a .weights.h5 file.")
+flags.DEFINE_integer("image_size", 0, "Square input size in pixels; 0 uses the backbone's "
+                     "default (224 for most).")
+flags.DEFINE_float("dropout", 0.2, "Dropout rate before the new Dense head.")
+
+# Phase 1: feature extraction.
+flags.DEFINE_integer("epochs", 5, "Phase 1 epochs: frozen backbone, new head trained.")
+flags.DEFINE_string("optimizer", "adam", "Phase 1 optimizer (a keras.optimizers name).")
+flags.DEFINE_float("learning_rate", 1e-3, "Phase 1 learning rate.")
+
+# Phase 2: fine-tuning.
+flags.DEFINE_integer("fine_tune_epochs", 5, "Phase 2 epochs with the top of the backbone "
+                     "unfrozen; 0 skips phase 2.")
+flags.DEFINE_string("fine_tune_optimizer", "adam", "Phase 2 optimizer (a keras.optimizers name).")
+flags.DEFINE_float("fine_tune_learning_rate", 1e-5, "Phase 2 learning rate; keep it 10-100x "
+                   "below --learning_rate so the pretrained features are not wrecked.")
+flags.DEFINE_integer("unfreeze_layers", None, "Phase 2 unfreezes the top N backbone layers. Give "
+                     "at most one of --unfreeze_layers, --unfreeze_from, --unfreeze_fraction; "
+                     "default: --unfreeze_fraction=0.3.")
+flags.DEFINE_string("unfreeze_from", None, "Phase 2 unfreezes this named backbone layer and all "
+                    "layers above it.")
+flags.DEFINE_float("unfreeze_fraction", None, "Phase 2 unfreezes this top fraction (0, 1] of the "
+                   "backbone's layers.")
+
+# Outputs and runtime.
+flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
+flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
+                    "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never overwritten.")
+flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
+
+DEFAULT_UNFREEZE_FRACTION = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything one run needs; mirrors the flags above (see their help for meanings)."""
+
+    dataset: Optional[str] = None
+    data_dir: Optional[str] = None
+    image_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: str = ""
+    test_split: str = "test"
+    validation_fraction: float = 0.1
+    batch_size: int = 32
+    shuffle_buffer: int = 10000
+    augment_flip: bool = False
+    augment_translate: float = 0.0
+    backbone: str = "MobileNetV2"
+    weights: str = "imagenet"
+    image_size: int = 0
+    dropout: float = 0.2
+    epochs: int = 5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    fine_tune_epochs: int = 5
+    fine_tune_optimizer: str = "adam"
+    fine_tune_learning_rate: float = 1e-5
+    unfreeze_layers: Optional[int] = None
+    unfreeze_from: Optional[str] = None
+    unfreeze_fraction: Optional[float] = None
+    output_dir: str = "runs"
+    run_name: Optional[str] = None
+    seed: int = 42
+
+    @property
+    def data_source_name(self) -> str:
+        """Short name of the data for run names and logs."""
+        if self.dataset:
+            return self.dataset.split("/")[0].split(":")[0]
+        return self.image_dir.rstrip("/").split("/")[-1] if self.image_dir else "data"
+
+
+def config_from_flags(flag_values=flags.FLAGS) -> Config:
+    """Builds a validated `Config` from parsed absl flags."""
+    names = [field.name for field in dataclasses.fields(Config)]
+    config = Config(**{name: flag_values[name].value for name in names})
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Checks what can be checked without data or a model; raises `ConfigError`."""
+    if bool(config.dataset) == bool(config.image_dir):
+        raise ConfigError("dataset", "give exactly one data source",
+                          "Pass --dataset=<TFDS name> (e.g. cifar10) or --image_dir=<folder>, "
+                          "not both and not neither.")
+    _require(config.batch_size > 0, "batch_size", f"must be positive, got {config.batch_size}")
+    _require(0 < config.validation_fraction < 1, "validation_fraction",
+             f"must be in (0, 1), got {config.validation_fraction}")
+    _require(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
+    _require(0 <= config.augment_translate < 1, "augment_translate",
+             f"must be in [0, 1), got {config.augment_translate}")
+    _require(config.image_size >= 0, "image_size", f"must be >= 0, got {config.image_size}")
+    _require(config.epochs >= 1, "epochs", f"phase 1 needs at least 1 epoch, got {config.epochs}")
+    _require(config.fine_tune_epochs >= 0, "fine_tune_epochs",
+             f"must be >= 0 (0 skips phase 2), got {config.fine_tune_epochs}")
+    _require(config.learning_rate > 0, "learning_rate", "must be positive")
+    _require(config.fine_tune_learning_rate > 0, "fine_tune_learning_rate", "must be positive")
+    _validate_unfreeze(config)
+
+
+def _validate_unfreeze(config: Config) -> None:
+    given = [name for name in ("unfreeze_layers", "unfreeze_from", "unfreeze_fraction")
+             if getattr(config, name) is not None]
+    if len(given) > 1:
+        raise ConfigError(given[1], f"conflicts with --{given[0]}",
+                          "Give at most one of --unfreeze_layers, --unfreeze_from, "
+                          "--unfreeze_fraction.")
+    if config.unfreeze_layers is not None:
+        _require(config.unfreeze_layers >= 1, "unfreeze_layers",
+                 f"must be >= 1, got {config.unfreeze_layers} (use --fine_tune_epochs=0 to skip "
+                 "phase 2)")
+    if config.unfreeze_fraction is not None:
+        _require(0 < config.unfreeze_fraction <= 1, "unfreeze_fraction",
+                 f"must be in (0, 1], got {config.unfreeze_fraction}")
+
+
+def _require(condition: bool, flag: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(flag, problem, f"Fix --{flag} on the command line or in the flagfile.")

@@ -1,0 +1,170 @@
+"""Input pipelines: TFDS datasets by name or a folder of class subfolders, as batched `tf.data`.
+
+Every split yields `(image, label)` with `image` a float32 [H, W, 3] RGB tensor in 0-255 at the
+model's input size and `label` an integer class id. Preprocessing for the backbone happens inside
+the model, so the same raw pixels feed training, evaluation and the exported SavedModel.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tlkeras.config import Config
+from tlkeras.errors import ConfigError
+
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # What Keras' folder reader reads.
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Batched train/validation/test pipelines and the class names, in label order."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: Optional[tf.data.Dataset]
+    class_names: list[str]
+
+
+def load(config: Config, image_size: int) -> DataSplits:
+    """Loads the configured data source and builds its pipelines."""
+    load_source = _load_image_folder if config.image_dir else _load_tfds
+    train, validation, test, class_names = load_source(config, image_size)
+    return DataSplits(
+        train=_batch(train, config, shuffle=True),
+        validation=_batch(validation, config, shuffle=False),
+        test=None if test is None else _batch(test, config, shuffle=False),
+        class_names=class_names)
+
+
+def _batch(dataset: tf.data.Dataset, config: Config, shuffle: bool) -> tf.data.Dataset:
+    if shuffle:
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
+                                  reshuffle_each_iteration=True)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --- TFDS ---------------------------------------------------------------------------------------
+
+def _load_tfds(config: Config, image_size: int):
+    builder = _tfds_builder(config)
+    image_key, label_key = _supervised_keys(builder, config.dataset)
+    train_split, validation_split = _tfds_train_validation_splits(builder, config)
+    splits = [train_split, validation_split] + ([config.test_split] if config.test_split else [])
+    datasets = builder.as_dataset(split=splits, as_supervised=True,
+                                  read_config=tfds.ReadConfig(shuffle_seed=config.seed),
+                                  shuffle_files=False)
+    resize = _resizer(image_size)
+    datasets = [ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets]
+    test = datasets[2] if config.test_split else None
+    return datasets[0], datasets[1], test, builder.info.features[label_key].names
+
+
+def _tfds_builder(config: Config):
+    try:
+        builder = tfds.builder(config.dataset, data_dir=config.data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ConfigError("dataset", f"TFDS has no dataset {config.dataset!r} "
+                          f"({str(error).splitlines()[0]})", "Pass a name listed by "
+                          "`tfds.list_builders()` (e.g. cifar10) or use --image_dir.") from None
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # Network and preparation failures come in many types.
+        raise ConfigError("dataset", f"could not download or prepare TFDS dataset "
+                          f"{config.dataset!r} ({type(error).__name__}: {error})",
+                          "Without network access pass --data_dir=<folder holding a prepared "
+                          "copy>, or train from a folder with --image_dir.") from None
+    return builder
+
+
+def _supervised_keys(builder, name: str) -> tuple[str, str]:
+    keys = builder.info.supervised_keys
+    if not keys or not isinstance(builder.info.features[keys[1]], tfds.features.ClassLabel):
+        raise ConfigError("dataset", f"TFDS dataset {name!r} has no (image, class label) "
+                          "supervised keys", "Pass an image-classification dataset.")
+    return keys[0], keys[1]
+
+
+def _tfds_train_validation_splits(builder, config: Config) -> tuple[str, str]:
+    for flag in ("train_split", "validation_split", "test_split"):
+        split = getattr(config, flag)
+        if split and split.split("[")[0] not in builder.info.splits:
+            raise ConfigError(flag, f"TFDS dataset {config.dataset!r} has no split {split!r}",
+                              f"Splits: {', '.join(builder.info.splits)}.")
+    if config.validation_split:
+        return config.train_split, config.validation_split
+    base = config.train_split
+    if "[" in base:  # TFDS split strings cannot slice a slice.
+        raise ConfigError("train_split", f"cannot carve validation out of the sliced split "
+                          f"{base!r}", "Pass --validation_split too.")
+    total = builder.info.splits[base].num_examples
+    held_out = max(1, round(total * config.validation_fraction))
+    return f"{base}[:{total - held_out}]", f"{base}[{total - held_out}:]"
+
+
+def _resizer(image_size: int):
+    def resize(image, label):
+        image = tf.cast(image, tf.float32)
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return tf.image.resize(image, (image_size, image_size)), label
+    return resize
+
+
+# --- Image folders ------------------------------------------------------------------------------
+
+def _load_image_folder(config: Config, image_size: int):
+    train_dir = _split_dir(config, "train_split")
+    class_names = _class_names(train_dir)
+    read = lambda directory, **kwargs: keras.utils.image_dataset_from_directory(  # noqa: E731
+        directory, labels="inferred", label_mode="int", class_names=class_names,
+        color_mode="rgb", image_size=(image_size, image_size), batch_size=None,
+        seed=config.seed, **kwargs)
+    if config.validation_split:
+        train = read(train_dir, shuffle=False)
+        validation = read(_split_dir(config, "validation_split", class_names), shuffle=False)
+    else:  # Shuffle the file list (seeded) before carving, so every class is in both parts.
+        train, validation = read(train_dir, shuffle=True,
+                                 validation_split=config.validation_fraction, subset="both")
+    test = None
+    if config.test_split:
+        test = read(_split_dir(config, "test_split", class_names), shuffle=False)
+    return train, validation, test, class_names
+
+
+def _split_dir(config: Config, split_flag: str, class_names: Optional[list] = None) -> str:
+    split = getattr(config, split_flag)
+    directory = os.path.join(config.image_dir, split)
+    if not os.path.isdir(directory):
+        raise ConfigError("image_dir", f"no folder {directory!r} for --{split_flag}={split}",
+                          f"Lay images out as {config.image_dir}/{split}/<class>/<image>, or "
+                          f"change --{split_flag} (an empty --validation_split or --test_split "
+                          "means: carve validation from train / skip the test).")
+    if class_names is not None and _class_names(directory) != class_names:
+        raise ConfigError("image_dir", f"the classes in {directory!r} "
+                          f"({_class_names(directory)}) differ from the training classes "
+                          f"({class_names})", "Give every split the same class subfolders.")
+    return directory
+
+
+def _class_names(directory: str) -> list[str]:
+    """Sorted class subfolder names; fails on a folder without classes or a class without images."""
+    names = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    if not names:
+        raise ConfigError("image_dir", f"{directory!r} has no class subfolders",
+                          "Put each class's images in its own subfolder: "
+                          f"{directory}/<class>/<image>.")
+    for name in names:
+        if not _contains_image(os.path.join(directory, name)):
+            raise ConfigError("image_dir", f"class folder {os.path.join(directory, name)!r} "
+                              f"holds no image ({', '.join(IMAGE_EXTENSIONS)})",
+                              "Add images to it or remove the folder.")
+    return names
+
+
+def _contains_image(directory: str) -> bool:
+    return any(file.lower().endswith(IMAGE_EXTENSIONS)
+               for _, _, files in os.walk(directory) for file in files)

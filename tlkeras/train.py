@@ -1,0 +1,141 @@
+"""Two-phase transfer learning: feature extraction, then fine-tuning, then evaluation and export.
+
+`train_and_evaluate` is the one coordinating function (`run.py` only parses flags and calls it).
+Everything a user can get wrong is checked before the run folder is created: flags, data source,
+backbone and weights, image size, the phase-2 unfreeze choice, optimizers, output folder.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+import keras
+from absl import logging
+
+from tlkeras import backbones, data, export, finetune, rundir
+from tlkeras.config import Config
+from tlkeras.errors import ConfigError
+from tlkeras.model import build_augmentation, build_classifier
+
+LOSS = "sparse_categorical_crossentropy"
+
+
+@dataclasses.dataclass
+class Phase:
+    """One `fit` call: its name, epoch range on the shared axis, and optimizer."""
+
+    name: str
+    first_epoch: int
+    epochs: int
+    optimizer: keras.optimizers.Optimizer
+
+
+def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A keras.optimizers optimizer by name, e.g. `adam` or `rmsprop`."""
+    try:
+        return keras.optimizers.get({"class_name": name,
+                                     "config": {"learning_rate": learning_rate}})
+    except (ValueError, TypeError) as error:
+        raise ConfigError(flag, f"unknown optimizer {name!r} ({error})",
+                          "Pass a keras.optimizers name such as adam, sgd, rmsprop or adamw.") \
+            from None
+
+
+def train_and_evaluate(config: Config) -> dict:
+    """Runs both phases, writes logs, checkpoint, labels, metrics and the SavedModel.
+
+    Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    run_dir = rundir.run_dir_path(config)
+    rundir.check_available(config, run_dir)
+    spec = backbones.get_spec(config.backbone)
+    image_size = config.image_size or spec.default_size
+    phase1 = Phase("phase1", 0, config.epochs,
+                   make_optimizer("optimizer", config.optimizer, config.learning_rate))
+    phase2 = Phase("phase2", config.epochs, config.fine_tune_epochs,
+                   make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
+                                  config.fine_tune_learning_rate))
+    splits = data.load(config, image_size)
+    backbone = backbones.build_backbone(spec, image_size, config.weights)
+    plan = finetune.plan_unfreeze(backbone, config) if config.fine_tune_epochs else None
+    model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
+                             build_augmentation(config.augment_flip, config.augment_translate))
+
+    rundir.create(config, run_dir)
+    rundir.write_labels(run_dir, splits.class_names)
+    metrics = _run_summary(config, spec.name, image_size, splits.class_names, run_dir)
+    callbacks = _callbacks(run_dir)
+
+    finetune.freeze(backbone)
+    logging.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
+                 spec.name, _trainable_summary(model))
+    metrics["phase1"] = _fit_and_evaluate(model, splits, phase1, callbacks)
+    rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+
+    if plan is not None:
+        finetune.unfreeze_top(backbone, plan)
+        logging.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
+                     "BatchNormalization kept frozen; %s; learning rate %g.", plan.count,
+                     plan.total_layers, spec.name, plan.first_layer, _trainable_summary(model),
+                     config.fine_tune_learning_rate)
+        metrics["phase2"] = _fit_and_evaluate(model, splits, phase2, callbacks)
+        metrics["phase2"].update(unfrozen_layers=plan.count, first_unfrozen_layer=plan.first_layer)
+
+    metrics["export"] = export.export_saved_model(model, os.path.join(run_dir, "export"))
+    rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    _print_summary(metrics, run_dir)
+    return metrics
+
+
+def _fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
+                      callbacks: list) -> dict:
+    """Compiles for the phase (needed after any change of `trainable`), fits, evaluates."""
+    model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(splits.train, validation_data=splits.validation,
+                        initial_epoch=phase.first_epoch,
+                        epochs=phase.first_epoch + phase.epochs, callbacks=callbacks,
+                        shuffle=False,  # The tf.data pipeline shuffles; Keras cannot.
+                        verbose=1 if sys.stdout.isatty() else 2)
+    result = {"epochs": phase.epochs, "seconds": round(time.perf_counter() - start, 2),
+              "history": {key: [float(v) for v in values]
+                          for key, values in history.history.items()}}
+    if splits.test is not None:
+        result["test"] = {key: float(value) for key, value in
+                          model.evaluate(splits.test, return_dict=True, verbose=0).items()}
+        logging.info("%s test: %s", phase.name, result["test"])
+    return result
+
+
+def _callbacks(run_dir: str) -> list:
+    """Shared by both phases: one TensorBoard log on one epoch axis, one best checkpoint."""
+    return [
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"),
+                                        monitor="val_accuracy", save_best_only=True),
+    ]
+
+
+def _trainable_summary(model: keras.Model) -> str:
+    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
+    total = sum(int(keras.ops.size(w)) for w in model.weights)
+    return f"{trainable:,} of {total:,} parameters trainable"
+
+
+def _run_summary(config: Config, backbone: str, image_size: int, class_names: list[str],
+                 run_dir: str) -> dict:
+    return {"run_dir": run_dir, "config": dataclasses.asdict(config), "backbone": backbone,
+            "image_size": image_size, "num_classes": len(class_names),
+            "class_names": class_names}
+
+
+def _print_summary(metrics: dict, run_dir: str) -> None:
+    for phase in ("phase1", "phase2"):
+        if "test" in metrics.get(phase, {}):
+            print(f"{phase} test accuracy: {metrics[phase]['test']['accuracy']:.4f} "
+                  f"(loss {metrics[phase]['test']['loss']:.4f})")
+    print(f"Metrics: {os.path.join(run_dir, 'metrics.json')}")
+    print(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}")
+    print(f"SavedModel: {metrics['export']}")
