@@ -6,6 +6,7 @@ every function testable with a config built in Python.
 """
 
 import dataclasses
+import re
 from typing import Optional
 
 from absl import flags
@@ -54,22 +55,17 @@ flags.DEFINE_integer("fine_tune_epochs", 5, "Phase 2 epochs with the top of the 
 flags.DEFINE_string("fine_tune_optimizer", "adam", "Phase 2 optimizer (a keras.optimizers name).")
 flags.DEFINE_float("fine_tune_learning_rate", 1e-5, "Phase 2 learning rate; keep it 10-100x "
                    "below --learning_rate so the pretrained features are not wrecked.")
-flags.DEFINE_integer("unfreeze_layers", None, "Phase 2 unfreezes the top N backbone layers. Give "
-                     "at most one of --unfreeze_layers, --unfreeze_from, --unfreeze_fraction; "
-                     "default: --unfreeze_fraction=0.3.")
-flags.DEFINE_string("unfreeze_from", None, "Phase 2 unfreezes this named backbone layer and all "
-                    "layers above it.")
-flags.DEFINE_float("unfreeze_fraction", None, "Phase 2 unfreezes this top fraction (0, 1] of the "
-                   "backbone's layers.")
+flags.DEFINE_string("unfreeze", "0.3", "What phase 2 unfreezes, counted from the top of the "
+                    "backbone: an integer N (the top N layers, e.g. 40), a fraction with a "
+                    "decimal point (e.g. 0.3 = the top 30% of layers, 1.0 = all), or a layer "
+                    "name (that layer and all above it, e.g. block_13_expand). BatchNormalization "
+                    "layers stay frozen.")
 
 # Outputs and runtime.
 flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
                     "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never overwritten.")
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
-
-DEFAULT_UNFREEZE_FRACTION = 0.3
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -96,9 +92,7 @@ class Config:
     fine_tune_epochs: int = 5
     fine_tune_optimizer: str = "adam"
     fine_tune_learning_rate: float = 1e-5
-    unfreeze_layers: Optional[int] = None
-    unfreeze_from: Optional[str] = None
-    unfreeze_fraction: Optional[float] = None
+    unfreeze: str = "0.3"
     output_dir: str = "runs"
     run_name: Optional[str] = None
     seed: int = 42
@@ -141,19 +135,23 @@ def validate(config: Config) -> None:
 
 
 def _validate_unfreeze(config: Config) -> None:
-    given = [name for name in ("unfreeze_layers", "unfreeze_from", "unfreeze_fraction")
-             if getattr(config, name) is not None]
-    if len(given) > 1:
-        raise ConfigError(given[1], f"conflicts with --{given[0]}",
-                          "Give at most one of --unfreeze_layers, --unfreeze_from, "
-                          "--unfreeze_fraction.")
-    if config.unfreeze_layers is not None:
-        _require(config.unfreeze_layers >= 1, "unfreeze_layers",
-                 f"must be >= 1, got {config.unfreeze_layers} (use --fine_tune_epochs=0 to skip "
-                 "phase 2)")
-    if config.unfreeze_fraction is not None:
-        _require(0 < config.unfreeze_fraction <= 1, "unfreeze_fraction",
-                 f"must be in (0, 1], got {config.unfreeze_fraction}")
+    count, fraction, _ = parse_unfreeze(config.unfreeze)
+    if count is not None:
+        _require(count >= 1, "unfreeze", f"must be >= 1 layers, got {count} (use "
+                 "--fine_tune_epochs=0 to skip phase 2)")
+    if fraction is not None:
+        _require(0 < fraction <= 1, "unfreeze", f"a fraction must be in (0, 1], got {fraction}")
+
+
+def parse_unfreeze(value: str) -> tuple[Optional[int], Optional[float], Optional[str]]:
+    """`--unfreeze` as (layer count, fraction, layer name); exactly one is not None."""
+    value = value.strip()
+    if re.fullmatch(r"[+-]?\d+", value):
+        return int(value), None, None
+    if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)", value):
+        return None, float(value), None
+    _require(bool(value), "unfreeze", "is empty")
+    return None, None, value
 
 
 def _require(condition: bool, flag: str, problem: str) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from tlkeras.config import DEFAULT_UNFREEZE_FRACTION, Config
+from tlkeras.config import parse_unfreeze
 from tlkeras.errors import ConfigError
 
 
@@ -28,28 +28,26 @@ def backbone_layers(backbone: keras.Model) -> list:
     return [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def plan_unfreeze(backbone: keras.Model, config: Config) -> UnfreezePlan:
-    """Resolves --unfreeze_layers / --unfreeze_from / --unfreeze_fraction against the backbone.
+def plan_unfreeze(backbone: keras.Model, unfreeze: str) -> UnfreezePlan:
+    """Resolves `--unfreeze` (count, fraction or layer name) against the backbone's layers.
 
     Called before phase 1, so a bad value fails before any training time is spent.
     """
     layers = backbone_layers(backbone)
-    if config.unfreeze_layers is not None:
-        count = config.unfreeze_layers
-        if count > len(layers):
-            raise ConfigError("unfreeze_layers", f"{count} is more than the {len(layers)} layers "
-                              f"of {backbone.name}", f"Pass a value from 1 to {len(layers)}, or "
-                              "--unfreeze_fraction=1 to unfreeze the whole backbone.")
-    elif config.unfreeze_from is not None:
-        names = [layer.name for layer in layers]
-        if config.unfreeze_from not in names:
-            raise ConfigError("unfreeze_from", f"{backbone.name} has no layer named "
-                              f"{config.unfreeze_from!r}", f"Layer names, bottom to top: "
-                              f"{', '.join(names)}.")
-        count = len(layers) - names.index(config.unfreeze_from)
-    else:
-        fraction = config.unfreeze_fraction or DEFAULT_UNFREEZE_FRACTION
+    count, fraction, first_layer = parse_unfreeze(unfreeze)
+    if count is not None and count > len(layers):
+        raise ConfigError("unfreeze", f"{count} layers is more than the {len(layers)} layers "
+                          f"of {backbone.name}", f"Pass a count from 1 to {len(layers)}, or "
+                          "--unfreeze=1.0 to unfreeze the whole backbone.")
+    if fraction is not None:
         count = max(1, round(fraction * len(layers)))
+    if first_layer is not None:
+        names = [layer.name for layer in layers]
+        if first_layer not in names:
+            raise ConfigError("unfreeze", f"{backbone.name} has no layer named {first_layer!r}",
+                              f"Pass a count, a fraction or one of its layer names, bottom to "
+                              f"top: {', '.join(names)}.")
+        count = len(layers) - names.index(first_layer)
     return UnfreezePlan(count, layers[len(layers) - count].name, len(layers))
 
 

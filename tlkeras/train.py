@@ -59,7 +59,7 @@ def train_and_evaluate(config: Config) -> dict:
                                   config.fine_tune_learning_rate))
     splits = data.load(config, image_size)
     backbone = backbones.build_backbone(spec, image_size, config.weights)
-    plan = finetune.plan_unfreeze(backbone, config) if config.fine_tune_epochs else None
+    plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
     model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
                              build_augmentation(config.augment_flip, config.augment_translate))
 
@@ -71,7 +71,7 @@ def train_and_evaluate(config: Config) -> dict:
     finetune.freeze(backbone)
     logging.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
                  spec.name, _trainable_summary(model))
-    metrics["phase1"] = _fit_and_evaluate(model, splits, phase1, callbacks)
+    metrics["phase1"] = fit_and_evaluate(model, splits, phase1, callbacks)
     rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
 
     if plan is not None:
@@ -80,16 +80,17 @@ def train_and_evaluate(config: Config) -> dict:
                      "BatchNormalization kept frozen; %s; learning rate %g.", plan.count,
                      plan.total_layers, spec.name, plan.first_layer, _trainable_summary(model),
                      config.fine_tune_learning_rate)
-        metrics["phase2"] = _fit_and_evaluate(model, splits, phase2, callbacks)
+        metrics["phase2"] = fit_and_evaluate(model, splits, phase2, callbacks)
         metrics["phase2"].update(unfrozen_layers=plan.count, first_unfrozen_layer=plan.first_layer)
 
+    model.save(os.path.join(run_dir, "model.keras"))  # The final model, as exported.
     metrics["export"] = export.export_saved_model(model, os.path.join(run_dir, "export"))
     rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
     _print_summary(metrics, run_dir)
     return metrics
 
 
-def _fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
+def fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
                       callbacks: list) -> dict:
     """Compiles for the phase (needed after any change of `trainable`), fits, evaluates."""
     model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"])

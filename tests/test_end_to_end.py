@@ -1,0 +1,36 @@
+"""`run.py --flagfile=configs/quickstart.cfg` trains both phases on real images and learns."""
+
+import json
+
+from conftest import CHANCE, FASHION_MINI, E2E_PHASE1_EPOCHS, E2E_PHASE2_EPOCHS
+
+TOTAL_EPOCHS = E2E_PHASE1_EPOCHS + E2E_PHASE2_EPOCHS
+
+
+def test_prints_progress_for_both_phases_and_ends_with_accuracy_and_export(trained_run):
+    process, run_dir = trained_run
+    for epoch in range(1, TOTAL_EPOCHS + 1):
+        assert f"Epoch {epoch}/" in process.stdout
+    assert "phase2 test accuracy:" in process.stdout
+    assert process.stdout.rstrip().splitlines()[-1] == f"SavedModel: {run_dir / 'export' / '1'}"
+
+
+def test_model_learns_in_both_phases(trained_run):
+    _, run_dir = trained_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    phase1_loss = metrics["phase1"]["history"]["loss"]
+    assert len(phase1_loss) == E2E_PHASE1_EPOCHS
+    assert phase1_loss[-1] < phase1_loss[0]
+    assert metrics["phase1"]["test"]["accuracy"] > 5 * CHANCE
+    assert len(metrics["phase2"]["history"]["loss"]) == E2E_PHASE2_EPOCHS
+    assert metrics["phase2"]["test"]["accuracy"] > 5 * CHANCE
+    assert metrics["phase2"]["unfrozen_layers"] == 40  # From configs/quickstart.cfg.
+
+
+def test_run_dir_holds_labels_checkpoint_and_models(trained_run):
+    _, run_dir = trained_run
+    labels = (run_dir / "labels.txt").read_text().splitlines()
+    assert labels == sorted(path.name for path in (FASHION_MINI / "train").iterdir())
+    assert (run_dir / "checkpoints" / "best.keras").stat().st_size > 1_000_000
+    assert (run_dir / "model.keras").is_file()
+    assert (run_dir / "export" / "1" / "saved_model.pb").is_file()

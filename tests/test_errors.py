@@ -1,0 +1,94 @@
+"""Bad input: a one-paragraph error naming the flag, a non-zero exit, nothing written or lost."""
+
+import pytest
+
+from conftest import FASHION_MINI, QUICKSTART, run_tlkeras
+from tlkeras.config import Config, validate
+from tlkeras.errors import ConfigError
+
+
+def quickstart(tmp_path, weights_path, *overrides):
+    """The quickstart command into tmp_path, with later flags overriding the file."""
+    return run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                       f"--image_dir={FASHION_MINI}", f"--output_dir={tmp_path / 'runs'}",
+                       "--run_name=bad", "--epochs=1", "--fine_tune_epochs=1", *overrides)
+
+
+def assert_clean_failure(process, flag: str, *phrases: str):
+    assert process.returncode != 0
+    message = process.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"tlkeras: error: --{flag}"), process.stderr[-3000:]
+    for phrase in phrases:
+        assert phrase in message
+    assert "Traceback" not in process.stderr
+
+
+@pytest.mark.parametrize("overrides, flag, phrases", [
+    (["--backbone=ResNet9000"], "backbone", ["ResNet9000", "MobileNetV3Small", "ConvNeXtTiny"]),
+    (["--image_dir=", "--dataset=no_such_dataset_xyz"], "dataset", ["no_such_dataset_xyz"]),
+    (["--image_dir=/nonexistent/images"], "image_dir", ["/nonexistent/images/train"]),
+    (["--image_size=16"], "image_size", ["16", "at least 32"]),
+    (["--unfreeze=1000"], "unfreeze", ["1000", "153"]),
+    (["--unfreeze=no_such_layer"], "unfreeze", ["no_such_layer", "block_16_project"]),
+    (["--unfreeze=1.5"], "unfreeze", ["(0, 1]"]),
+    (["--weights=/nonexistent/backbone.weights.h5"], "weights", ["none"]),
+    (["--optimizer=adamm"], "optimizer", ["adamm"]),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_bad_flag_fails_before_anything_is_written(tmp_path, weights_path, overrides, flag,
+                                                   phrases):
+    process = quickstart(tmp_path, weights_path, *overrides)
+    assert_clean_failure(process, flag, *phrases)
+    assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_offline_imagenet_download_tells_user_to_pass_a_file_or_none(tmp_path, weights_path):
+    # A dead proxy makes the download fail the same way with or without a network; an empty
+    # KERAS_HOME makes sure no cached file answers instead.
+    process = run_tlkeras(
+        f"--flagfile={QUICKSTART}", f"--image_dir={FASHION_MINI}", "--weights=imagenet",
+        f"--output_dir={tmp_path / 'runs'}", "--run_name=bad",
+        env={"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9",
+             "HTTP_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+             "http_proxy": "http://127.0.0.1:9"})
+    assert_clean_failure(process, "weights", "ImageNet", "--weights=none", ".weights.h5")
+    assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_empty_class_folder(tmp_path, weights_path, small_image_dir):
+    empty_class = small_image_dir / "train" / "Zebra"
+    empty_class.mkdir()
+    try:
+        process = quickstart(tmp_path, weights_path, f"--image_dir={small_image_dir}")
+    finally:
+        empty_class.rmdir()
+    assert_clean_failure(process, "image_dir", "Zebra", "holds no image")
+
+
+def test_unwritable_output_dir(tmp_path, weights_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    process = quickstart(tmp_path, weights_path, f"--output_dir={blocker / 'runs'}")
+    assert_clean_failure(process, "output_dir", str(blocker / "runs"))
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path, weights_path):
+    earlier = tmp_path / "runs" / "bad"
+    earlier.mkdir(parents=True)
+    (earlier / "metrics.json").write_text('{"earlier": true}')
+    process = quickstart(tmp_path, weights_path)
+    assert_clean_failure(process, "run_name", str(earlier), "never overwrites")
+    assert [path.name for path in earlier.iterdir()] == ["metrics.json"]
+    assert (earlier / "metrics.json").read_text() == '{"earlier": true}'
+
+
+def test_missing_flagfile(tmp_path):
+    process = run_tlkeras(f"--flagfile={tmp_path / 'missing.cfg'}")
+    assert process.returncode != 0
+    assert "missing.cfg" in process.stderr and "flagfile" in process.stderr.lower()
+    assert "Traceback" not in process.stderr
+
+
+def test_exactly_one_data_source():
+    for config in (Config(), Config(dataset="cifar10", image_dir="images")):
+        with pytest.raises(ConfigError, match="^--dataset: give exactly one data source"):
+            validate(config)
