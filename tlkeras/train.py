@@ -57,9 +57,9 @@ def train_and_evaluate(config: Config) -> dict:
     phase2 = Phase("phase2", config.epochs, config.fine_tune_epochs,
                    make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
                                   config.fine_tune_learning_rate))
-    splits = data.load(config, image_size)
     backbone = backbones.build_backbone(spec, image_size, config.weights)
     plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
+    splits = data.load(config, image_size)  # Last: a TFDS download is the largest cost.
     model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
                              build_augmentation(config.augment_flip, config.augment_translate))
 

@@ -1,0 +1,98 @@
+"""Input pipelines: image folders and TFDS give batched 0-255 RGB at the model's size."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import FASHION_MINI
+from tlkeras import data
+from tlkeras.config import Config
+from tlkeras.errors import ConfigError
+
+
+def collect(dataset):
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_image_folder_carves_a_seeded_validation_split_covering_every_class():
+    config = Config(image_dir=str(FASHION_MINI), batch_size=64, validation_fraction=0.1)
+    splits = data.load(config, image_size=40)
+    assert splits.class_names == sorted(p.name for p in (FASHION_MINI / "train").iterdir())
+    train_images, train_labels = collect(splits.train)
+    _, validation_labels = collect(splits.validation)
+    _, test_labels = collect(splits.test)
+    assert (len(train_labels), len(validation_labels), len(test_labels)) == (1800, 200, 500)
+    assert set(validation_labels) == set(range(10))
+    assert train_images.shape[1:] == (40, 40, 3) and train_images.dtype == np.float32
+    assert 0 <= train_images.min() and train_images.max() > 200  # Raw 0-255 pixels.
+    # Grayscale PNGs become RGB with three equal channels.
+    np.testing.assert_array_equal(train_images[..., 0], train_images[..., 2])
+    # Same seed, same split: validation is reproducible.
+    again = data.load(config, image_size=40)
+    np.testing.assert_array_equal(collect(again.validation)[1], validation_labels)
+
+
+def test_training_order_is_reshuffled_each_epoch():
+    splits = data.load(Config(image_dir=str(FASHION_MINI), batch_size=2000), image_size=32)
+    first, second = (collect(splits.train)[1] for _ in range(2))
+    assert sorted(first) == sorted(second) and not np.array_equal(first, second)
+
+
+def test_validation_folder_with_other_classes_is_refused(small_image_dir, tmp_path):
+    only_class = tmp_path / "images" / "validation" / "Dress"
+    only_class.mkdir(parents=True)
+    shutil.copy(next((small_image_dir / "train" / "Dress").iterdir()), only_class)
+    (tmp_path / "images" / "train").symlink_to(small_image_dir / "train")
+    config = Config(image_dir=str(tmp_path / "images"), validation_split="validation")
+    with pytest.raises(ConfigError, match=r"^--image_dir: the classes in .*validation.* differ"):
+        data.load(config, image_size=32)
+
+
+class FashionMnistSmall(tfds.core.GeneratorBasedBuilder):
+    """A real TFDS dataset, prepared offline from the committed images (see `small_image_dir`).
+
+    Defining the class registers it by name (`fashion_mnist_small`), so tlkeras reaches it
+    through `tfds.builder(name)` exactly as it reaches `cifar10` on a machine with network.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    source_dir = None  # Set by the test before preparing.
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(28, 28, 1)),
+                "label": tfds.features.ClassLabel(
+                    names=sorted(p.name for p in (FASHION_MINI / "train").iterdir()))}),
+            supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {split: self._generate_examples(self.source_dir / split)
+                for split in ("train", "test")}
+
+    def _generate_examples(self, split_dir):
+        for image in sorted(split_dir.glob("*/*.png")):
+            yield f"{image.parent.name}/{image.name}", {"image": image,
+                                                        "label": image.parent.name}
+
+
+def test_tfds_dataset_by_name_with_validation_carved_from_train(small_image_dir, tmp_path):
+    FashionMnistSmall.source_dir = small_image_dir
+    config = Config(dataset="fashion_mnist_small", data_dir=str(tmp_path), batch_size=16,
+                    validation_fraction=0.25)
+    splits = data.load(config, image_size=48)
+    images, labels = collect(splits.train)
+    assert images.shape == (150, 48, 48, 3) and images.max() > 200
+    np.testing.assert_array_equal(images[..., 0], images[..., 1])  # Grey became RGB.
+    assert len(collect(splits.validation)[1]) == 50
+    assert sorted(collect(splits.test)[1]) == sorted(list(range(10)) * 8)
+    assert splits.class_names == sorted(p.name for p in (FASHION_MINI / "train").iterdir())
+    with pytest.raises(ConfigError, match="^--test_split: TFDS dataset 'fashion_mnist_small' "
+                                          "has no split 'holdout'"):
+        data.load(Config(dataset="fashion_mnist_small", data_dir=str(tmp_path),
+                         test_split="holdout"), image_size=32)
