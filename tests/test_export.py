@@ -27,7 +27,7 @@ SERVE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_images(image_size: int) -> np.ndarray:
+def real_test_images(image_size: int) -> np.ndarray:
     """Two real test images per class, decoded and resized as the training pipeline does."""
     paths = [sorted(class_dir.iterdir())[i] for class_dir in sorted((FASHION_MINI / "test")
              .iterdir()) for i in range(2)]
@@ -39,7 +39,7 @@ def test_images(image_size: int) -> np.ndarray:
 def test_saved_model_matches_keras_model_in_fresh_process(trained_run, tmp_path):
     _, run_dir = trained_run
     model = keras.models.load_model(run_dir / "model.keras")
-    images = test_images(model.input.shape[1])
+    images = real_test_images(model.input.shape[1])
     expected = model.predict(images, verbose=0)
     np.save(tmp_path / "images.npy", images)
 
