@@ -8,12 +8,14 @@ gets TensorBoard logs, the best checkpoint, labels.txt, metrics.json and a Saved
 Serving. `python run.py --helpfull` lists every flag.
 """
 
+import logging
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # Keep TensorFlow's C++ start-up chatter out.
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 from tlkeras import config as tlkeras_config  # noqa: E402  (defines the flags)
 from tlkeras.errors import ConfigError  # noqa: E402
@@ -24,14 +26,21 @@ EXIT_CONFIG_ERROR = 2
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
-    logging.set_verbosity(logging.INFO)
     try:
         config = tlkeras_config.config_from_flags(flags.FLAGS)
         from tlkeras import train  # Imported here so --help does not load TensorFlow.
+        _quiet_tensorflow_logs()
         train.train_and_evaluate(config)
     except ConfigError as error:
         print(f"tlkeras: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+
+
+def _quiet_tensorflow_logs():
+    """tlkeras' progress at INFO; TensorFlow's absl INFO chatter only with --verbosity=0."""
+    logging.getLogger("tlkeras").setLevel(logging.INFO)
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 if __name__ == "__main__":

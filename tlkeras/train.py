@@ -6,12 +6,12 @@ backbone and weights, image size, the phase-2 unfreeze choice, optimizers, outpu
 """
 
 import dataclasses
+import logging
 import os
 import sys
 import time
 
 import keras
-from absl import logging
 
 from tlkeras import backbones, data, export, finetune, rundir
 from tlkeras.config import Config
@@ -19,6 +19,7 @@ from tlkeras.errors import ConfigError
 from tlkeras.model import build_augmentation, build_classifier
 
 LOSS = "sparse_categorical_crossentropy"
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -69,14 +70,14 @@ def train_and_evaluate(config: Config) -> dict:
     callbacks = _callbacks(run_dir)
 
     finetune.freeze(backbone)
-    logging.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
+    log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
                  spec.name, _trainable_summary(model))
     metrics["phase1"] = fit_and_evaluate(model, splits, phase1, callbacks)
     rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
 
     if plan is not None:
         finetune.unfreeze_top(backbone, plan)
-        logging.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
+        log.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
                      "BatchNormalization kept frozen; %s; learning rate %g.", plan.count,
                      plan.total_layers, spec.name, plan.first_layer, _trainable_summary(model),
                      config.fine_tune_learning_rate)
@@ -106,7 +107,8 @@ def fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
     if splits.test is not None:
         result["test"] = {key: float(value) for key, value in
                           model.evaluate(splits.test, return_dict=True, verbose=0).items()}
-        logging.info("%s test: %s", phase.name, result["test"])
+        log.info("%s test: %s", phase.name,
+                 ", ".join(f"{key} {value:.4f}" for key, value in result["test"].items()))
     return result
 
 
