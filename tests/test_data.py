@@ -13,7 +13,7 @@ from tlkeras.errors import ConfigError
 
 
 def collect(dataset):
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
     return np.concatenate(images), np.concatenate(labels)
 
 

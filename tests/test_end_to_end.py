@@ -2,7 +2,14 @@
 
 import json
 
-from conftest import CHANCE, FASHION_MINI, E2E_PHASE1_EPOCHS, E2E_PHASE2_EPOCHS
+from conftest import (
+    CHANCE,
+    E2E_PHASE1_EPOCHS,
+    E2E_PHASE2_EPOCHS,
+    FASHION_MINI,
+    QUICKSTART,
+    run_tlkeras,
+)
 
 TOTAL_EPOCHS = E2E_PHASE1_EPOCHS + E2E_PHASE2_EPOCHS
 
@@ -34,3 +41,15 @@ def test_run_dir_holds_labels_checkpoint_and_models(trained_run):
     assert (run_dir / "checkpoints" / "best.keras").stat().st_size > 1_000_000
     assert (run_dir / "model.keras").is_file()
     assert (run_dir / "export" / "1" / "saved_model.pb").is_file()
+
+
+def test_phase_two_can_be_skipped(tmp_path, weights_path, small_image_dir):
+    process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                          f"--image_dir={small_image_dir}", f"--output_dir={tmp_path}",
+                          "--run_name=head_only", "--image_size=32", "--epochs=2",
+                          "--fine_tune_epochs=0")
+    assert process.returncode == 0, process.stderr[-5000:]
+    metrics = json.loads((tmp_path / "head_only" / "metrics.json").read_text())
+    assert "phase2" not in metrics and len(metrics["phase1"]["history"]["loss"]) == 2
+    assert "Phase 2" not in process.stderr and "phase2 test" not in process.stdout
+    assert (tmp_path / "head_only" / "export" / "1" / "saved_model.pb").is_file()

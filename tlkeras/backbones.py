@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import os
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 

@@ -7,7 +7,6 @@ every function testable with a config built in Python.
 
 import dataclasses
 import re
-from typing import Optional
 
 from absl import flags
 
@@ -64,16 +63,17 @@ flags.DEFINE_string("unfreeze", "0.3", "What phase 2 unfreezes, counted from the
 # Outputs and runtime.
 flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
-                    "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never overwritten.")
+                    "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never "
+                    "overwritten.")
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything one run needs; mirrors the flags above (see their help for meanings)."""
 
-    dataset: Optional[str] = None
-    data_dir: Optional[str] = None
-    image_dir: Optional[str] = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    image_dir: str | None = None
     train_split: str = "train"
     validation_split: str = ""
     test_split: str = "test"
@@ -94,7 +94,7 @@ class Config:
     fine_tune_learning_rate: float = 1e-5
     unfreeze: str = "0.3"
     output_dir: str = "runs"
-    run_name: Optional[str] = None
+    run_name: str | None = None
     seed: int = 42
 
     @property
@@ -143,7 +143,7 @@ def _validate_unfreeze(config: Config) -> None:
         _require(0 < fraction <= 1, "unfreeze", f"a fraction must be in (0, 1], got {fraction}")
 
 
-def parse_unfreeze(value: str) -> tuple[Optional[int], Optional[float], Optional[str]]:
+def parse_unfreeze(value: str) -> tuple[int | None, float | None, str | None]:
     """`--unfreeze` as (layer count, fraction, layer name); exactly one is not None."""
     value = value.strip()
     if re.fullmatch(r"[+-]?\d+", value):

@@ -7,7 +7,6 @@ the model, so the same raw pixels feed training, evaluation and the exported Sav
 
 import dataclasses
 import os
-from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -25,7 +24,7 @@ class DataSplits:
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
-    test: Optional[tf.data.Dataset]
+    test: tf.data.Dataset | None
     class_names: list[str]
 
 
@@ -135,7 +134,7 @@ def _load_image_folder(config: Config, image_size: int):
     return train, validation, test, class_names
 
 
-def _split_dir(config: Config, split_flag: str, class_names: Optional[list] = None) -> str:
+def _split_dir(config: Config, split_flag: str, class_names: list | None = None) -> str:
     split = getattr(config, split_flag)
     directory = os.path.join(config.image_dir, split)
     if not os.path.isdir(directory):

@@ -43,56 +43,78 @@ def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimize
             from None
 
 
+@dataclasses.dataclass
+class PreparedRun:
+    """Everything checked and built before the run folder exists."""
+
+    run_dir: str
+    backbone_name: str
+    image_size: int
+    phases: tuple[Phase, Phase]
+    backbone: keras.Model
+    plan: finetune.UnfreezePlan | None
+    splits: data.DataSplits
+    model: keras.Model
+
+
+def prepare(config: Config) -> PreparedRun:
+    """Checks every user input and builds data and model; writes nothing. Raises ConfigError."""
+    run_dir = rundir.run_dir_path(config)
+    rundir.check_available(config, run_dir)
+    spec = backbones.get_spec(config.backbone)
+    image_size = config.image_size or spec.default_size
+    phases = (Phase("phase1", 0, config.epochs,
+                    make_optimizer("optimizer", config.optimizer, config.learning_rate)),
+              Phase("phase2", config.epochs, config.fine_tune_epochs,
+                    make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
+                                   config.fine_tune_learning_rate)))
+    backbone = backbones.build_backbone(spec, image_size, config.weights)
+    plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
+    splits = data.load(config, image_size)  # Last: a TFDS download is the largest cost.
+    model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
+                             build_augmentation(config.augment_flip, config.augment_translate))
+    return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model)
+
+
 def train_and_evaluate(config: Config) -> dict:
     """Runs both phases, writes logs, checkpoint, labels, metrics and the SavedModel.
 
     Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
     """
     keras.utils.set_random_seed(config.seed)
-    run_dir = rundir.run_dir_path(config)
-    rundir.check_available(config, run_dir)
-    spec = backbones.get_spec(config.backbone)
-    image_size = config.image_size or spec.default_size
-    phase1 = Phase("phase1", 0, config.epochs,
-                   make_optimizer("optimizer", config.optimizer, config.learning_rate))
-    phase2 = Phase("phase2", config.epochs, config.fine_tune_epochs,
-                   make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
-                                  config.fine_tune_learning_rate))
-    backbone = backbones.build_backbone(spec, image_size, config.weights)
-    plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
-    splits = data.load(config, image_size)  # Last: a TFDS download is the largest cost.
-    model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
-                             build_augmentation(config.augment_flip, config.augment_translate))
+    run = prepare(config)
+    rundir.create(config, run.run_dir)
+    rundir.write_labels(run.run_dir, run.splits.class_names)
+    metrics_path = os.path.join(run.run_dir, "metrics.json")
+    metrics = _run_summary(config, run)
+    callbacks = _callbacks(run.run_dir)
+    phase1, phase2 = run.phases
 
-    rundir.create(config, run_dir)
-    rundir.write_labels(run_dir, splits.class_names)
-    metrics = _run_summary(config, spec.name, image_size, splits.class_names, run_dir)
-    callbacks = _callbacks(run_dir)
-
-    finetune.freeze(backbone)
+    finetune.freeze(run.backbone)
     log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
-                 spec.name, _trainable_summary(model))
-    metrics["phase1"] = fit_and_evaluate(model, splits, phase1, callbacks)
-    rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+             run.backbone_name, _trainable_summary(run.model))
+    metrics["phase1"] = fit_and_evaluate(run.model, run.splits, phase1, callbacks)
+    rundir.write_json(metrics_path, metrics)
 
-    if plan is not None:
-        finetune.unfreeze_top(backbone, plan)
+    if run.plan is not None:
+        finetune.unfreeze_top(run.backbone, run.plan)
         log.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
-                     "BatchNormalization kept frozen; %s; learning rate %g.", plan.count,
-                     plan.total_layers, spec.name, plan.first_layer, _trainable_summary(model),
-                     config.fine_tune_learning_rate)
-        metrics["phase2"] = fit_and_evaluate(model, splits, phase2, callbacks)
-        metrics["phase2"].update(unfrozen_layers=plan.count, first_unfrozen_layer=plan.first_layer)
+                 "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
+                 run.plan.total_layers, run.backbone_name, run.plan.first_layer,
+                 _trainable_summary(run.model), config.fine_tune_learning_rate)
+        metrics["phase2"] = fit_and_evaluate(run.model, run.splits, phase2, callbacks)
+        metrics["phase2"].update(unfrozen_layers=run.plan.count,
+                                 first_unfrozen_layer=run.plan.first_layer)
 
-    model.save(os.path.join(run_dir, "model.keras"))  # The final model, as exported.
-    metrics["export"] = export.export_saved_model(model, os.path.join(run_dir, "export"))
-    rundir.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    _print_summary(metrics, run_dir)
+    run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
+    metrics["export"] = export.export_saved_model(run.model, os.path.join(run.run_dir, "export"))
+    rundir.write_json(metrics_path, metrics)
+    _print_summary(metrics, run.run_dir)
     return metrics
 
 
 def fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
-                      callbacks: list) -> dict:
+                     callbacks: list) -> dict:
     """Compiles for the phase (needed after any change of `trainable`), fits, evaluates."""
     model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"])
     start = time.perf_counter()
@@ -127,11 +149,10 @@ def _trainable_summary(model: keras.Model) -> str:
     return f"{trainable:,} of {total:,} parameters trainable"
 
 
-def _run_summary(config: Config, backbone: str, image_size: int, class_names: list[str],
-                 run_dir: str) -> dict:
-    return {"run_dir": run_dir, "config": dataclasses.asdict(config), "backbone": backbone,
-            "image_size": image_size, "num_classes": len(class_names),
-            "class_names": class_names}
+def _run_summary(config: Config, run: PreparedRun) -> dict:
+    return {"run_dir": run.run_dir, "config": dataclasses.asdict(config),
+            "backbone": run.backbone_name, "image_size": run.image_size,
+            "num_classes": len(run.splits.class_names), "class_names": run.splits.class_names}
 
 
 def _print_summary(metrics: dict, run_dir: str) -> None:

@@ -41,13 +41,15 @@ def write_split(images, labels, per_class: int, split_dir: pathlib.Path) -> None
         class_dir = split_dir / class_name
         class_dir.mkdir(parents=True, exist_ok=True)
         for index in np.flatnonzero(labels == class_id)[:per_class]:
-            Image.fromarray(images[index], mode="L").save(class_dir / f"{index:05d}.png", optimize=True)
+            image = Image.fromarray(images[index], mode="L")
+            image.save(class_dir / f"{index:05d}.png", optimize=True)
 
 
 def main(argv):
     del argv
     source, out = pathlib.Path(_SOURCE.value), pathlib.Path(_OUT.value)
-    for split, prefix, per_class in (("train", "train", _TRAIN.value), ("test", "t10k", _TEST.value)):
+    splits = (("train", "train", _TRAIN.value), ("test", "t10k", _TEST.value))
+    for split, prefix, per_class in splits:
         images = read_idx(source / f"{prefix}-images-idx3-ubyte.gz")
         labels = read_idx(source / f"{prefix}-labels-idx1-ubyte.gz")
         write_split(images, labels, per_class, out / split)
