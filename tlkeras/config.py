@@ -12,6 +12,8 @@ from absl import flags
 
 from tlkeras.errors import ConfigError
 
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8")
+
 # Data.
 flags.DEFINE_string("dataset", None, "TFDS image-classification dataset name, e.g. `cifar10`. "
                     "Give exactly one of --dataset or --image_dir.")
@@ -60,6 +62,13 @@ flags.DEFINE_string("unfreeze", "0.3", "What phase 2 unfreezes, counted from the
                     "name (that layer and all above it, e.g. block_13_expand). BatchNormalization "
                     "layers stay frozen.")
 
+# Export.
+flags.DEFINE_integer("top_k", 5, "The SavedModel's serving signatures also return the top K "
+                     "classes and scores.")
+flags.DEFINE_list("export_tflite", [], "Also write TFLite models to <run dir>/tflite/, verified "
+                  "against the Keras model on test images: any of float32, float16 (float16 "
+                  "weights), dynamic_int8 (dynamic-range int8 weights), comma-separated.")
+
 # Outputs and runtime.
 flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
@@ -93,6 +102,8 @@ class Config:
     fine_tune_optimizer: str = "adam"
     fine_tune_learning_rate: float = 1e-5
     unfreeze: str = "0.3"
+    top_k: int = 5
+    export_tflite: tuple[str, ...] = ()
     output_dir: str = "runs"
     run_name: str | None = None
     seed: int = 42
@@ -108,7 +119,8 @@ class Config:
 def config_from_flags(flag_values=flags.FLAGS) -> Config:
     """Builds a validated `Config` from parsed absl flags."""
     names = [field.name for field in dataclasses.fields(Config)]
-    config = Config(**{name: flag_values[name].value for name in names})
+    values = {name: flag_values[name].value for name in names}
+    config = Config(**{**values, "export_tflite": tuple(values["export_tflite"])})
     validate(config)
     return config
 
@@ -132,6 +144,10 @@ def validate(config: Config) -> None:
     _require(config.learning_rate > 0, "learning_rate", "must be positive")
     _require(config.fine_tune_learning_rate > 0, "fine_tune_learning_rate", "must be positive")
     _validate_unfreeze(config)
+    _require(config.top_k >= 1, "top_k", f"must be >= 1, got {config.top_k}")
+    unknown = set(config.export_tflite) - set(TFLITE_VARIANTS)
+    _require(not unknown, "export_tflite", f"unknown variant(s) {sorted(unknown)}; choose from "
+             f"{', '.join(TFLITE_VARIANTS)}")
 
 
 def _validate_unfreeze(config: Config) -> None:

@@ -14,8 +14,7 @@ import tensorflow_datasets as tfds
 
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
-
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # What Keras' folder reader reads.
+from tlkeras.image_files import IMAGE_EXTENSIONS, is_image_file
 
 
 @dataclasses.dataclass
@@ -118,19 +117,22 @@ def _resizer(image_size: int):
 def _load_image_folder(config: Config, image_size: int):
     train_dir = _split_dir(config, "train_split")
     class_names = _class_names(train_dir)
-    read = lambda directory, **kwargs: keras.utils.image_dataset_from_directory(  # noqa: E731
-        directory, labels="inferred", label_mode="int", class_names=class_names,
-        color_mode="rgb", image_size=(image_size, image_size), batch_size=None,
-        seed=config.seed, **kwargs)
+
+    def read(directory, **kwargs):
+        # shuffle=True shuffles the file list with the seed, so every class lands on both sides
+        # of a carved validation split and any prefix of a split mixes the classes.
+        return keras.utils.image_dataset_from_directory(
+            directory, labels="inferred", label_mode="int", class_names=class_names,
+            color_mode="rgb", image_size=(image_size, image_size), batch_size=None,
+            shuffle=True, seed=config.seed, **kwargs)
+
     if config.validation_split:
-        train = read(train_dir, shuffle=False)
-        validation = read(_split_dir(config, "validation_split", class_names), shuffle=False)
-    else:  # Shuffle the file list (seeded) before carving, so every class is in both parts.
-        train, validation = read(train_dir, shuffle=True,
-                                 validation_split=config.validation_fraction, subset="both")
-    test = None
-    if config.test_split:
-        test = read(_split_dir(config, "test_split", class_names), shuffle=False)
+        train = read(train_dir)
+        validation = read(_split_dir(config, "validation_split", class_names))
+    else:
+        train, validation = read(train_dir, validation_split=config.validation_fraction,
+                                 subset="both")
+    test = read(_split_dir(config, "test_split", class_names)) if config.test_split else None
     return train, validation, test, class_names
 
 
@@ -165,5 +167,4 @@ def _class_names(directory: str) -> list[str]:
 
 
 def _contains_image(directory: str) -> bool:
-    return any(file.lower().endswith(IMAGE_EXTENSIONS)
-               for _, _, files in os.walk(directory) for file in files)
+    return any(is_image_file(file) for _, _, files in os.walk(directory) for file in files)

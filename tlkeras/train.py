@@ -13,12 +13,14 @@ import time
 
 import keras
 
-from tlkeras import backbones, data, export, finetune, rundir
+from tlkeras import backbones, data, export, finetune, rundir, tflite
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.model import build_augmentation, build_classifier
 
 LOSS = "sparse_categorical_crossentropy"
+WARMUP_IMAGES = 4  # Real images in TF Serving's warm-up requests.
+TFLITE_CHECK_IMAGES = 200  # Held-out images on which TFLite is compared with Keras.
 log = logging.getLogger(__name__)
 
 
@@ -107,10 +109,28 @@ def train_and_evaluate(config: Config) -> dict:
                                  first_unfrozen_layer=run.plan.first_layer)
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
-    metrics["export"] = export.export_saved_model(run.model, os.path.join(run.run_dir, "export"))
+    metrics.update(_export(config, run))
     rundir.write_json(metrics_path, metrics)
     _print_summary(metrics, run.run_dir)
     return metrics
+
+
+def _export(config: Config, run: PreparedRun) -> dict:
+    """The SavedModel (warm-up requests from real held-out images) and any TFLite variants."""
+    held_out = run.splits.test if run.splits.test is not None else run.splits.validation
+    pixels = next(iter(held_out.unbatch().batch(TFLITE_CHECK_IMAGES)))[0].numpy()
+    exported = {"export": export.export_saved_model(
+        run.model, os.path.join(run.run_dir, "export"), run.splits.class_names,
+        warmup_pixels=pixels[:WARMUP_IMAGES], top_k=config.top_k)}
+    if config.export_tflite:
+        exported["tflite"] = tflite.export_and_verify(
+            run.model, os.path.join(run.run_dir, "tflite"), list(config.export_tflite),
+            run.splits.class_names, pixels)
+        for variant, report in exported["tflite"].items():
+            log.info("TFLite %s: %s, %.1f MB, top-1 agreement with Keras %.3f on %d images, "
+                     "max abs diff %.2g.", variant, report["path"], report["bytes"] / 1e6,
+                     report["top1_agreement"], report["images"], report["max_abs_diff"])
+    return exported
 
 
 def fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
@@ -162,4 +182,7 @@ def _print_summary(metrics: dict, run_dir: str) -> None:
                   f"(loss {metrics[phase]['test']['loss']:.4f})")
     print(f"Metrics: {os.path.join(run_dir, 'metrics.json')}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}")
+    for variant, report in metrics.get("tflite", {}).items():
+        print(f"TFLite {variant}: {report['path']} (top-1 agreement "
+              f"{report['top1_agreement']:.3f})")
     print(f"SavedModel: {metrics['export']}")

@@ -1,0 +1,26 @@
+"""Finding image files: the extensions TensorFlow decodes, and folders expanded to their images.
+
+Kept free of TensorFlow and of flags so the serving helpers (`predict`, `rest_request`) can share
+it without loading training code.
+"""
+
+import os
+
+# What `tf.io.decode_image` and Keras' folder reader both read.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def is_image_file(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def expand_image_paths(paths: list[str]) -> list[str]:
+    """Files as given (whatever their extension); folders become their image files, sorted."""
+    expanded = []
+    for path in paths:
+        if os.path.isdir(path):
+            expanded += sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+                               for name in names if is_image_file(name))
+        else:
+            expanded.append(path)
+    return expanded
