@@ -59,6 +59,7 @@ def trained_run(tmp_path_factory, weights_path):
     process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
                           f"--image_dir={FASHION_MINI}", f"--output_dir={output_dir}",
                           "--run_name=e2e", f"--epochs={E2E_PHASE1_EPOCHS}",
-                          f"--fine_tune_epochs={E2E_PHASE2_EPOCHS}")
+                          f"--fine_tune_epochs={E2E_PHASE2_EPOCHS}",
+                          "--export_tflite=float32,dynamic_int8")
     assert process.returncode == 0, process.stderr[-5000:]
     return process, output_dir / "e2e"

@@ -1,0 +1,212 @@
+"""The export is what a serving team deploys: TF Serving layout, signatures, warm-up, tools.
+
+The SavedModel is checked in a fresh interpreter that imports only TensorFlow and NumPy, against
+the Keras model on the same decoded pixels.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
+from conftest import FASHION_MINI, REPO
+from tlkeras import export
+
+PYTHON_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+# Runs in a fresh interpreter: only TensorFlow and NumPy, as on a serving host.
+SERVE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    export_dir, request_path, out_path = sys.argv[1:]
+    request = json.load(open(request_path))
+    model = tf.saved_model.load(export_dir)
+    by_bytes = model.signatures["serving_default"](
+        image_bytes=tf.constant([open(p, "rb").read() for p in request["files"]]))
+    by_pixels = model.signatures["serving_pixels"](image=tf.constant(np.load(request["pixels"])))
+    np.savez(out_path, **{f"bytes_{k}": v.numpy() for k, v in by_bytes.items()},
+             **{f"pixels_{k}": v.numpy() for k, v in by_pixels.items()})
+    print(json.dumps({"signatures": sorted(model.signatures),
+                      "tlkeras_imported": any(m.startswith("tlkeras") for m in sys.modules)}))
+""")
+
+
+@pytest.fixture(scope="module")
+def served(trained_run):
+    _, run_dir = trained_run
+    model = keras.models.load_model(run_dir / "model.keras")
+    labels = (run_dir / "labels.txt").read_text().split()
+    return run_dir, run_dir / "export" / "1", model, labels
+
+
+@pytest.fixture(scope="module")
+def real_image_files(tmp_path_factory):
+    """Real test images as PNG and JPEG files of several sizes, one class after another."""
+    folder = tmp_path_factory.mktemp("images")
+    files = []
+    sizes = [(28, 28), (60, 45), (40, 40), (100, 80)]
+    for index, class_dir in enumerate(sorted((FASHION_MINI / "test").iterdir())):
+        image = tf.io.decode_png(tf.io.read_file(str(sorted(class_dir.iterdir())[0])),
+                                 channels=3)
+        height, width = sizes[index % len(sizes)]
+        image = tf.cast(tf.image.resize(image, (height, width)), tf.uint8)
+        for fmt, encode in (("png", tf.io.encode_png), ("jpg", tf.io.encode_jpeg)):
+            path = folder / f"{class_dir.name}_{height}x{width}.{fmt}"
+            path.write_bytes(encode(image).numpy())
+            files.append(path)
+    return files
+
+
+def decoded_pixels(files, size: int) -> np.ndarray:
+    """What the training pipeline feeds the model: decode_image, then bilinear resize."""
+    return np.stack([tf.image.resize(tf.io.decode_image(tf.io.read_file(str(path)), channels=3,
+                                                         expand_animations=False), (size, size))
+                     for path in files])
+
+
+def test_jpeg_and_png_bytes_of_any_size_match_keras_in_a_fresh_process(served, real_image_files,
+                                                                       tmp_path):
+    _, version_dir, model, labels = served
+    pixels = decoded_pixels(real_image_files, model.input.shape[1])
+    expected = model.predict(pixels, verbose=0)
+    np.save(tmp_path / "pixels.npy", pixels)
+    request = {"files": [str(path) for path in real_image_files],
+               "pixels": str(tmp_path / "pixels.npy")}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    process = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(version_dir),
+                              str(tmp_path / "request.json"), str(tmp_path / "out.npz")],
+                             capture_output=True, text=True, timeout=300, env=PYTHON_ENV)
+    assert process.returncode == 0, process.stderr[-3000:]
+    report = json.loads(process.stdout.strip().splitlines()[-1])
+    assert report == {"signatures": ["serving_default", "serving_pixels"],
+                      "tlkeras_imported": False}
+    out = np.load(tmp_path / "out.npz", allow_pickle=True)  # class names: bytes objects
+    for source in ("bytes", "pixels"):
+        assert np.abs(out[f"{source}_probabilities"] - expected).max() < 1e-4
+        np.testing.assert_array_equal(out[f"{source}_class_ids"], expected.argmax(axis=1))
+        assert [name.decode() for name in out[f"{source}_class_names"]] == \
+            [labels[i] for i in expected.argmax(axis=1)]
+        np.testing.assert_array_equal(out[f"{source}_top_k_class_ids"][:, 0], expected.argmax(1))
+        np.testing.assert_allclose(out[f"{source}_top_k_scores"][:, 0], expected.max(1),
+                                   atol=1e-4)
+        assert out[f"{source}_top_k_scores"].shape == (len(real_image_files), 5)
+
+
+def test_saved_model_cli_shows_and_runs_the_serving_signature(served, real_image_files, tmp_path):
+    _, version_dir, _, labels = served
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", str(version_dir), "--all"],
+                           capture_output=True, text=True, timeout=300, env=PYTHON_ENV)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "MetaGraphDef with tag-set: 'serve' contains the following SignatureDefs" in shown.stdout
+    default = shown.stdout.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" \
+        in default
+    for output in ("probabilities", "class_ids", "class_names", "top_k_scores",
+                   "top_k_class_ids", "top_k_class_names"):
+        assert f"outputs['{output}'] tensor_info:" in default
+    assert "Method name is: tensorflow/serving/predict" in default
+    pixels = shown.stdout.split("signature_def['serving_pixels']:")[1]
+    assert "inputs['image'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 96, 96, 3)" \
+        in pixels
+
+    np.save(tmp_path / "bytes.npy", np.array([real_image_files[0].read_bytes()], dtype=object))
+    ran = subprocess.run([cli, "run", "--dir", str(version_dir), "--tag_set", "serve",
+                          "--signature_def", "serving_default",
+                          "--inputs", f"image_bytes={tmp_path / 'bytes.npy'}"],
+                         capture_output=True, text=True, timeout=300, env=PYTHON_ENV)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "Result for output key class_names:" in ran.stdout
+    assert "Result for output key probabilities:" in ran.stdout
+
+
+def test_rest_request_body_is_tf_serving_row_format_and_gives_the_same_answer(served,
+                                                                            real_image_files):
+    _, version_dir, _, _ = served
+    files = [str(path) for path in real_image_files[:3]]
+    process = subprocess.run([sys.executable, "-m", "tlkeras.rest_request", *files],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert process.returncode == 0, process.stderr
+    body = json.loads(process.stdout)
+    assert body["signature_name"] == "serving_default"
+    assert all(set(instance) == {"image_bytes"} and set(instance["image_bytes"]) == {"b64"}
+               for instance in body["instances"])
+    # TF Serving turns {"b64": ...} into the decoded bytes of the named string input.
+    decoded = [base64.b64decode(instance["image_bytes"]["b64"]) for instance in body["instances"]]
+    assert decoded == [open(path, "rb").read() for path in files]
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    from_body = signature(image_bytes=tf.constant(decoded))["probabilities"].numpy()
+    direct = signature(image_bytes=tf.constant([open(path, "rb").read() for path in files]))
+    np.testing.assert_array_equal(from_body, direct["probabilities"].numpy())
+
+
+def test_warmup_requests_are_real_prediction_logs_the_model_answers(served):
+    _, version_dir, _, _ = served
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    batch_sizes = []
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        images = tf.make_ndarray(request.inputs["image_bytes"])
+        outputs = signature(image_bytes=tf.constant(images))
+        batch_sizes.append(int(outputs["probabilities"].shape[0]))
+    assert batch_sizes == [1, 4]
+
+
+def test_a_string_that_is_not_an_image_fails_the_request_with_a_clear_error(served,
+                                                                            real_image_files):
+    _, version_dir, _, _ = served
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        signature(image_bytes=tf.constant([real_image_files[0].read_bytes(), b"not an image"]))
+
+
+def test_each_export_is_a_new_version_and_never_overwrites(served, tmp_path):
+    run_dir, version_dir, model, labels = served
+    export_dir = tmp_path / "export"
+    first = export.export_saved_model(model, str(export_dir), labels, np.zeros((1, 96, 96, 3)))
+    before = (export_dir / "1" / "saved_model.pb").read_bytes()
+    second = export.export_saved_model(model, str(export_dir), labels, np.zeros((1, 96, 96, 3)))
+    assert (first, second) == (str(export_dir / "1"), str(export_dir / "2"))
+    assert (export_dir / "1" / "saved_model.pb").read_bytes() == before
+    assert sorted(os.listdir(export_dir)) == ["1", "2"]  # No partial folder left behind.
+
+
+def test_predict_cli_reports_unreadable_files_and_predicts_the_rest(served, real_image_files,
+                                                                    tmp_path):
+    run_dir, version_dir, model, labels = served
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in real_image_files[:4]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "truncated.png").write_bytes(real_image_files[0].read_bytes()[:40])
+    (folder / "notes.png").write_text("this is text, not an image")
+    process = subprocess.run(
+        [sys.executable, "-m", "tlkeras.predict", f"--model={run_dir / 'export'}", "--json",
+         str(folder), str(tmp_path / "missing.jpg")],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=PYTHON_ENV)
+    assert process.returncode == 1
+    assert "3 of 7 files could not be read as images." in process.stderr
+    for bad in ("truncated.png", "notes.png", "missing.jpg"):
+        assert f"{bad}: cannot predict:" in process.stderr
+    predicted = {os.path.basename(line["path"]): line["top_k"]
+                 for line in map(json.loads, process.stdout.splitlines())}
+    good = sorted(real_image_files[:4], key=lambda p: p.name)
+    assert sorted(predicted) == [path.name for path in good]
+    expected = model.predict(decoded_pixels(good, 96), verbose=0)
+    for path, probabilities in zip(good, expected, strict=True):
+        top = predicted[path.name]
+        assert len(top) == 3 and top[0]["class_name"] == labels[probabilities.argmax()]
+        assert top[0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-4)
