@@ -210,3 +210,13 @@ def test_predict_cli_reports_unreadable_files_and_predicts_the_rest(served, real
         top = predicted[path.name]
         assert len(top) == 3 and top[0]["class_name"] == labels[probabilities.argmax()]
         assert top[0]["score"] == pytest.approx(float(probabilities.max()), abs=1e-4)
+
+
+def test_every_weight_is_stored_once(served):
+    # keras-team/keras#23553: model.export() stores each weight twice; tlkeras' export must not.
+    _, version_dir, model, _ = served
+    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
+    stored = sum(int(np.prod(shape)) for name, shape in reader.get_variable_to_shape_map().items()
+                 if name.endswith("VARIABLE_VALUE") and not name.startswith("save_counter"))
+    assert stored == sum(int(np.prod(variable.shape)) for variable in model.variables)
+    assert stored < 1.01 * model.count_params()  # The rest: the few random-seed states.

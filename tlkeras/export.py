@@ -48,14 +48,21 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: list[st
     os.makedirs(export_dir, exist_ok=True)
     version_dir = os.path.join(export_dir, str(next_version(export_dir)))
     partial_dir = os.path.join(export_dir, f".partial-{os.path.basename(version_dir)}")
-    build_archive(model, class_names, top_k).write_out(partial_dir, verbose=False)
+    module, signatures = serving_module(model, class_names, top_k)
+    tf.saved_model.save(module, partial_dir, signatures=signatures)
     write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE), encode_png(warmup_pixels))
     os.rename(partial_dir, version_dir)
     return version_dir
 
 
-def build_archive(model: keras.Model, class_names: list[str], top_k: int):
-    """The Keras 3 `ExportArchive` with both signatures (dict outputs give them their names)."""
+def serving_module(model: keras.Model, class_names: list[str], top_k: int):
+    """A `tf.Module` holding the model's variables once, and its two signature functions.
+
+    Not `model.export()` / `keras.export.ExportArchive`: in Keras 3.15 they store every weight
+    twice (keras-team/keras#23553), doubling the artifact and the variable memory of every
+    server that loads it. Tracking the underlying `tf.Variable`s that the signatures capture
+    lets TensorFlow's checkpoint de-duplicate them. Dict outputs name the SignatureDef outputs.
+    """
     height, width = model.input.shape[1:3]
     k = min(top_k, len(class_names))
 
@@ -69,19 +76,19 @@ def build_archive(model: keras.Model, class_names: list[str], top_k: int):
                 "top_k_class_ids": tf.cast(top_k_ids, tf.int64),
                 "top_k_class_names": tf.gather(labels, top_k_ids)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
         return predictions(decode_images(image_bytes, height, width))
 
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, height, width, 3], tf.float32, name=PIXELS_INPUT)])
     def serve_pixels(image):
         return predictions(image)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SERVING_SIGNATURE, serve_image_bytes, input_signature=[
-        tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
-    archive.add_endpoint(PIXELS_SIGNATURE, serve_pixels, input_signature=[
-        tf.TensorSpec([None, height, width, 3], tf.float32, name=PIXELS_INPUT)])
-    return archive
+    module = tf.Module()
+    module.model_variables = [variable.value for variable in model.variables]
+    module.serve_image_bytes, module.serve_pixels = serve_image_bytes, serve_pixels
+    return module, {SERVING_SIGNATURE: serve_image_bytes, PIXELS_SIGNATURE: serve_pixels}
 
 
 def decode_images(image_bytes, height: int, width: int):
