@@ -2,6 +2,9 @@
 
 import json
 
+import keras
+
+import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
 from conftest import (
     CHANCE,
     E2E_PHASE1_EPOCHS,
@@ -32,13 +35,16 @@ def test_model_learns_in_both_phases(trained_run):
     assert len(metrics["phase2"]["history"]["loss"]) == E2E_PHASE2_EPOCHS
     assert metrics["phase2"]["test"]["accuracy"] > 5 * CHANCE
     assert metrics["phase2"]["unfrozen_layers"] == 40  # From configs/quickstart.cfg.
+    assert metrics["phase1"]["feature_cache"].startswith("on: no random augmentation")
 
 
 def test_run_dir_holds_labels_checkpoint_and_models(trained_run):
     _, run_dir = trained_run
     labels = (run_dir / "labels.txt").read_text().splitlines()
     assert labels == sorted(path.name for path in (FASHION_MINI / "train").iterdir())
-    assert (run_dir / "checkpoints" / "best.keras").stat().st_size > 1_000_000
+    best = keras.models.load_model(run_dir / "checkpoints" / "best.keras")
+    assert best.input.shape[1:] == (96, 96, 3)  # The full model, also when phase 1 fit the head.
+    assert not (run_dir / "feature_cache").exists()
     assert (run_dir / "model.keras").is_file()
     assert (run_dir / "export" / "1" / "saved_model.pb").is_file()
 

@@ -1,6 +1,6 @@
 """Phase 1 leaves the backbone untouched; phase 2 changes only unfrozen non-BN layers.
 
-Runs tlkeras' own phase function (`train.fit_and_evaluate`) on real images, comparing every
+Runs tlkeras' own phase function (`train.fit`) on real images, comparing every
 weight, BatchNormalization moving statistics included, before and after each phase.
 """
 
@@ -37,7 +37,7 @@ def setup(small_image_dir, weights_path):
 
 def run_phase(model, splits, name, learning_rate, first_epoch):
     phase = train.Phase(name, first_epoch, 1, keras.optimizers.Adam(learning_rate))
-    return train.fit_and_evaluate(model, splits, phase, callbacks=[])
+    return train.fit(model, splits.train, splits.validation, phase, callbacks=[])
 
 
 def test_phase1_changes_only_the_head_and_phase2_only_unfrozen_non_bn(setup):

@@ -32,6 +32,11 @@ flags.DEFINE_float("validation_fraction", 0.1, "Fraction of the training split h
                    "validation when there is no validation split.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for both phases.")
 flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.")
+flags.DEFINE_integer("cache_memory_mb", 2048, "Keep decoded, resized images in memory (tf.data "
+                     "cache) when all splits together fit in this many MB; 0 turns it off.")
+flags.DEFINE_bool("deterministic", True, "Keep tf.data's element order deterministic; false "
+                  "lets parallel decoding hand out elements as they finish (faster, not "
+                  "reproducible).")
 flags.DEFINE_bool("augment_flip", False, "Random horizontal flips while training (Keras layer).")
 flags.DEFINE_float("augment_translate", 0.0, "Random translation while training, as a fraction of "
                    "the image size (Keras layer); 0 turns it off.")
@@ -47,6 +52,11 @@ flags.DEFINE_float("dropout", 0.2, "Dropout rate before the new Dense head.")
 
 # Phase 1: feature extraction.
 flags.DEFINE_integer("epochs", 5, "Phase 1 epochs: frozen backbone, new head trained.")
+flags.DEFINE_enum("feature_cache", "auto", ["auto", "on", "off"], "Phase 1 runs the frozen "
+                  "backbone once per image and trains the head on cached features (in memory, "
+                  "or on disk in the run folder when over --cache_memory_mb). auto: on unless "
+                  "random augmentation is on; on: also with augmentation (phase 1 then trains "
+                  "on unaugmented images); off: the backbone runs every epoch.")
 flags.DEFINE_string("optimizer", "adam", "Phase 1 optimizer (a keras.optimizers name).")
 flags.DEFINE_float("learning_rate", 1e-3, "Phase 1 learning rate.")
 
@@ -75,6 +85,10 @@ flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
                     "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never "
                     "overwritten.")
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
+flags.DEFINE_bool("mixed_precision", False, "Compute in mixed precision: mixed_float16 on GPU, "
+                  "mixed_bfloat16 on CPU/TPU; variables and the softmax output stay float32.")
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the "
+                  "train and evaluation steps (Keras' compile(jit_compile=...)).")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -89,6 +103,8 @@ class Config:
     validation_fraction: float = 0.1
     batch_size: int = 32
     shuffle_buffer: int = 10000
+    cache_memory_mb: int = 2048
+    deterministic: bool = True
     augment_flip: bool = False
     augment_translate: float = 0.0
     backbone: str = "MobileNetV2"
@@ -96,6 +112,7 @@ class Config:
     image_size: int = 0
     dropout: float = 0.2
     epochs: int = 5
+    feature_cache: str = "auto"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     fine_tune_epochs: int = 5
@@ -107,6 +124,8 @@ class Config:
     output_dir: str = "runs"
     run_name: str | None = None
     seed: int = 42
+    mixed_precision: bool = False
+    jit_compile: str = "auto"
 
     @property
     def data_source_name(self) -> str:
@@ -137,6 +156,8 @@ def validate(config: Config) -> None:
     _require(0 <= config.dropout < 1, "dropout", f"must be in [0, 1), got {config.dropout}")
     _require(0 <= config.augment_translate < 1, "augment_translate",
              f"must be in [0, 1), got {config.augment_translate}")
+    _require(config.cache_memory_mb >= 0, "cache_memory_mb",
+             f"must be >= 0, got {config.cache_memory_mb}")
     _require(config.image_size >= 0, "image_size", f"must be >= 0, got {config.image_size}")
     _require(config.epochs >= 1, "epochs", f"phase 1 needs at least 1 epoch, got {config.epochs}")
     _require(config.fine_tune_epochs >= 0, "fine_tune_epochs",

@@ -6,6 +6,7 @@ the model, so the same raw pixels feed training, evaluation and the exported Sav
 """
 
 import dataclasses
+import logging
 import os
 
 import keras
@@ -16,33 +17,62 @@ from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.image_files import IMAGE_EXTENSIONS, is_image_file
 
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass
 class DataSplits:
-    """Batched train/validation/test pipelines and the class names, in label order."""
+    """Batched train/validation/test pipelines, class names in label order, split sizes."""
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
     test: tf.data.Dataset | None
     class_names: list[str]
+    sizes: dict[str, int | None]  # Examples per split; None where tf.data cannot tell.
+    images_cached: bool  # Decoded, resized images kept in memory after the first epoch.
 
 
 def load(config: Config, image_size: int) -> DataSplits:
     """Loads the configured data source and builds its pipelines."""
     load_source = _load_image_folder if config.image_dir else _load_tfds
     train, validation, test, class_names = load_source(config, image_size)
+    splits = {"train": train, "validation": validation, "test": test}
+    sizes = {name: _size(dataset) for name, dataset in splits.items() if dataset is not None}
+    cache = _images_fit_in_memory(sizes, image_size, config.cache_memory_mb)
+    log.info("Data: %s examples per split, %d classes; decoded images %s.", sizes,
+             len(class_names), "cached in memory" if cache else
+             f"decoded every epoch (over --cache_memory_mb={config.cache_memory_mb} or size "
+             "unknown)")
     return DataSplits(
-        train=_batch(train, config, shuffle=True),
-        validation=_batch(validation, config, shuffle=False),
-        test=None if test is None else _batch(test, config, shuffle=False),
-        class_names=class_names)
+        train=_pipeline(train, config, cache, shuffle=True),
+        validation=_pipeline(validation, config, cache, shuffle=False),
+        test=None if test is None else _pipeline(test, config, cache, shuffle=False),
+        class_names=class_names, sizes=sizes, images_cached=cache)
 
 
-def _batch(dataset: tf.data.Dataset, config: Config, shuffle: bool) -> tf.data.Dataset:
+def _size(dataset: tf.data.Dataset) -> int | None:
+    size = int(dataset.cardinality())
+    return size if size >= 0 else None
+
+
+def _images_fit_in_memory(sizes: dict, image_size: int, budget_mb: int) -> bool:
+    if None in sizes.values():
+        return False
+    image_bytes = image_size * image_size * 3 * 4  # float32 RGB after resizing
+    return sum(sizes.values()) * image_bytes <= budget_mb * 2**20
+
+
+def _pipeline(dataset: tf.data.Dataset, config: Config, cache: bool,
+              shuffle: bool) -> tf.data.Dataset:
+    """[cache] -> [shuffle] -> batch -> prefetch; decode and resize ran in parallel upstream."""
+    if cache:
+        dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
                                   reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = config.deterministic
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 # --- TFDS ---------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ backbone and weights, image size, the phase-2 unfreeze choice, optimizers, outpu
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 
 import keras
+import tensorflow as tf
 
-from tlkeras import backbones, data, export, finetune, rundir, tflite
+from tlkeras import backbones, data, export, feature_cache, finetune, rundir, tflite
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.model import build_augmentation, build_classifier
@@ -32,6 +34,7 @@ class Phase:
     first_epoch: int
     epochs: int
     optimizer: keras.optimizers.Optimizer
+    jit_compile: str | bool = "auto"
 
 
 def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -65,11 +68,14 @@ def prepare(config: Config) -> PreparedRun:
     rundir.check_available(config, run_dir)
     spec = backbones.get_spec(config.backbone)
     image_size = config.image_size or spec.default_size
+    jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     phases = (Phase("phase1", 0, config.epochs,
-                    make_optimizer("optimizer", config.optimizer, config.learning_rate)),
+                    make_optimizer("optimizer", config.optimizer, config.learning_rate),
+                    jit_compile),
               Phase("phase2", config.epochs, config.fine_tune_epochs,
                     make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
-                                   config.fine_tune_learning_rate)))
+                                   config.fine_tune_learning_rate), jit_compile))
+    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
     backbone = backbones.build_backbone(spec, image_size, config.weights)
     plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
     splits = data.load(config, image_size)  # Last: a TFDS download is the largest cost.
@@ -89,13 +95,13 @@ def train_and_evaluate(config: Config) -> dict:
     rundir.write_labels(run.run_dir, run.splits.class_names)
     metrics_path = os.path.join(run.run_dir, "metrics.json")
     metrics = _run_summary(config, run)
-    callbacks = _callbacks(run.run_dir)
+    callbacks = _callbacks(run.run_dir, run.model)
     phase1, phase2 = run.phases
 
     finetune.freeze(run.backbone)
     log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
              run.backbone_name, _trainable_summary(run.model))
-    metrics["phase1"] = fit_and_evaluate(run.model, run.splits, phase1, callbacks)
+    metrics["phase1"] = _phase1(config, run, phase1, callbacks)
     rundir.write_json(metrics_path, metrics)
 
     if run.plan is not None:
@@ -104,8 +110,10 @@ def train_and_evaluate(config: Config) -> dict:
                  "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
                  run.plan.total_layers, run.backbone_name, run.plan.first_layer,
                  _trainable_summary(run.model), config.fine_tune_learning_rate)
-        metrics["phase2"] = fit_and_evaluate(run.model, run.splits, phase2, callbacks)
-        metrics["phase2"].update(unfrozen_layers=run.plan.count,
+        metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation, phase2,
+                                callbacks)
+        metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
+                                 unfrozen_layers=run.plan.count,
                                  first_unfrozen_layer=run.plan.first_layer)
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
@@ -133,33 +141,82 @@ def _export(config: Config, run: PreparedRun) -> dict:
     return exported
 
 
-def fit_and_evaluate(model: keras.Model, splits: data.DataSplits, phase: Phase,
-                     callbacks: list) -> dict:
-    """Compiles for the phase (needed after any change of `trainable`), fits, evaluates."""
-    model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"])
+def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list) -> dict:
+    """Phase 1 on cached features when it is safe, else on images as in the keras.io recipe."""
+    use_cache, why = feature_cache.decide(config)
+    log.info("Phase 1 feature cache: %s.", why)
+    trainee, train, validation = run.model, run.splits.train, run.splits.validation
+    if use_cache:
+        cache_dir = os.path.join(run.run_dir, "feature_cache")
+        trainee = feature_cache.head_model(run.model)
+        train, validation = (
+            feature_cache.feature_dataset(run.model, images, run.splits.sizes[name], config,
+                                          cache_dir, name, shuffle=name == "train")
+            for name, images in (("train", train), ("validation", validation)))
+    result = fit(trainee, train, validation, phase, callbacks)
+    if use_cache:
+        shutil.rmtree(os.path.join(run.run_dir, "feature_cache"), ignore_errors=True)
+    return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase)}
+
+
+def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list) -> dict:
+    """Compiles for the phase (needed after any change of `trainable`) and fits."""
+    model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"],
+                  jit_compile=phase.jit_compile)
+    timer = EpochTimer()
     start = time.perf_counter()
-    history = model.fit(splits.train, validation_data=splits.validation,
-                        initial_epoch=phase.first_epoch,
-                        epochs=phase.first_epoch + phase.epochs, callbacks=callbacks,
+    history = model.fit(train, validation_data=validation, initial_epoch=phase.first_epoch,
+                        epochs=phase.first_epoch + phase.epochs, callbacks=[*callbacks, timer],
                         shuffle=False,  # The tf.data pipeline shuffles; Keras cannot.
                         verbose=1 if sys.stdout.isatty() else 2)
-    result = {"epochs": phase.epochs, "seconds": round(time.perf_counter() - start, 2),
-              "history": {key: [float(v) for v in values]
-                          for key, values in history.history.items()}}
-    if splits.test is not None:
-        result["test"] = {key: float(value) for key, value in
-                          model.evaluate(splits.test, return_dict=True, verbose=0).items()}
-        log.info("%s test: %s", phase.name,
-                 ", ".join(f"{key} {value:.4f}" for key, value in result["test"].items()))
-    return result
+    return {"epochs": phase.epochs, "seconds": round(time.perf_counter() - start, 2),
+            "epoch_seconds": timer.seconds,
+            "history": {key: [float(v) for v in values]
+                        for key, values in history.history.items()}}
 
 
-def _callbacks(run_dir: str) -> list:
+def evaluate(model: keras.Model, test, phase: Phase) -> dict:
+    """{"test": {"loss", "accuracy"}} of the full model, or {} without a test split."""
+    if test is None:
+        return {}
+    if not model.compiled:  # After phase 1 on features only the head was compiled.
+        model.compile(loss=LOSS, metrics=["accuracy"], jit_compile=phase.jit_compile)
+    result = {key: float(value) for key, value in
+              model.evaluate(test, return_dict=True, verbose=0).items()}
+    log.info("%s test: %s", phase.name,
+             ", ".join(f"{key} {value:.4f}" for key, value in result.items()))
+    return {"test": result}
+
+
+def precision_policy(mixed: bool) -> str:
+    """mixed_float16 where there is a GPU, mixed_bfloat16 on CPU (and TPU), else float32."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch (training and validation), for metrics.json and benchmarks."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._start, 3))
+
+
+def _callbacks(run_dir: str, model: keras.Model) -> list:
     """Shared by both phases: one TensorBoard log on one epoch axis, one best checkpoint."""
     return [
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"),
-                                        monitor="val_accuracy", save_best_only=True),
+        feature_cache.FullModelCheckpoint(model, os.path.join(run_dir, "checkpoints",
+                                                             "best.keras"),
+                                          monitor="val_accuracy", mode="max",
+                                          save_best_only=True),
     ]
 
 

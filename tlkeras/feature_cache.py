@@ -1,0 +1,84 @@
+"""Phase 1 on cached backbone features: the frozen backbone runs once per image, not per epoch.
+
+In phase 1 only the head trains. The backbone is frozen and runs in inference mode, so without
+random augmentation it maps each image to the same pooled feature vector in every epoch; the
+keras.io recipe recomputes it anyway. Here the first epoch computes the features (a compiled
+extractor called batch by batch) and `tf.data.Dataset.cache` keeps them, in memory when they fit
+in --cache_memory_mb, else in a file in the run folder; later epochs train the head on them.
+
+The head trained on features is built from the classifier's own Dropout and Dense layers (the same
+layer objects), so its weights are the full model's weights: phase 2 and the export need no copy.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from tlkeras.config import Config
+
+FEATURE_LAYER = "pooling"  # Output of the backbone's global pooling in tlkeras.model.
+
+
+def decide(config: Config) -> tuple[bool, str]:
+    """Whether phase 1 trains on cached features, and why (for the log and metrics.json)."""
+    augmented = config.augment_flip or config.augment_translate > 0
+    if config.feature_cache == "off":
+        return False, "off (--feature_cache=off): the backbone runs on every image every epoch"
+    if config.feature_cache == "on":
+        note = " (phase 1 sees unaugmented images)" if augmented else ""
+        return True, f"on (--feature_cache=on){note}"
+    if augmented:
+        return False, ("off: random augmentation is on, so features differ every epoch "
+                       "(--feature_cache=on caches them anyway)")
+    return True, "on: no random augmentation, so each image's features never change"
+
+
+def head_model(model: keras.Model) -> keras.Model:
+    """pooled features -> the classifier's Dropout and Dense layers (shared, not copied)."""
+    features = keras.Input(shape=model.get_layer(FEATURE_LAYER).output.shape[1:],
+                           name="features")
+    x = model.get_layer("dropout")(features)
+    return keras.Model(features, model.get_layer("probabilities")(x), name="head")
+
+
+def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | None,
+                    config: Config, cache_dir: str, name: str, shuffle: bool) -> tf.data.Dataset:
+    """(features, label) batches; features computed during the first pass, then cached."""
+    pooling = model.get_layer(FEATURE_LAYER)
+    extractor = keras.Model(model.input, pooling.output)
+    extract = tf.function(lambda x: tf.cast(extractor(x, training=False), tf.float32),
+                          input_signature=[tf.TensorSpec.from_spec(images.element_spec[0])])
+    label_spec = tf.TensorSpec.from_spec(images.element_spec[1])
+    feature_spec = tf.TensorSpec([None, pooling.output.shape[-1]], tf.float32)
+
+    def compute():
+        for batch_images, labels in images:
+            yield extract(batch_images), labels
+
+    features = tf.data.Dataset.from_generator(compute, output_signature=(feature_spec,
+                                                                         label_spec))
+    cache_file = ""  # In memory.
+    if size is None or size * feature_spec.shape[-1] * 4 > config.cache_memory_mb * 2**20:
+        os.makedirs(cache_dir, exist_ok=True)
+        cache_file = os.path.join(cache_dir, name)
+    features = features.unbatch()
+    if size is not None:  # Lets Keras know the epoch length before the first pass ends.
+        features = features.apply(tf.data.experimental.assert_cardinality(size))
+    features = features.cache(cache_file)
+    if shuffle:
+        features = features.shuffle(config.shuffle_buffer, seed=config.seed,
+                                    reshuffle_each_iteration=True)
+    return features.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """A ModelCheckpoint that saves `full_model` even while only the head is being fitted."""
+
+    def __init__(self, full_model: keras.Model, filepath: str, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self._full_model = full_model
+
+    def set_model(self, model):
+        del model  # The head shares its layers with the full model, which is what we save.
+        super().set_model(self._full_model)
