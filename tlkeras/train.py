@@ -155,7 +155,7 @@ def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list) -> 
             for name, images in (("train", train), ("validation", validation)))
     result = fit(trainee, train, validation, phase, callbacks)
     if use_cache:
-        shutil.rmtree(os.path.join(run.run_dir, "feature_cache"), ignore_errors=True)
+        shutil.rmtree(cache_dir, ignore_errors=True)  # Only phase 1 needs the features.
     return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase)}
 
 
