@@ -71,7 +71,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
         seconds = train.fit(model, splits.train, splits.validation, phase1, [])["epoch_seconds"]
     elif path == "tlkeras_phase1":
         train_features, validation_features = (
-            feature_cache.feature_dataset(model, images, splits.sizes[name], config,
+            feature_cache.feature_dataset(model, images, splits.sizes[name], config, BATCH_SIZE,
                                           tempfile.mkdtemp(), name, shuffle=name == "train")
             for name, images in (("train", splits.train), ("validation", splits.validation)))
         seconds = train.fit(feature_cache.head_model(model), train_features,

@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from fashion_small_tfds import FashionMnistSmall
 
 from conftest import FASHION_MINI
 from tlkeras import data
@@ -49,36 +49,6 @@ def test_validation_folder_with_other_classes_is_refused(small_image_dir, tmp_pa
     config = Config(image_dir=str(tmp_path / "images"), validation_split="validation")
     with pytest.raises(ConfigError, match=r"^--image_dir: the classes in .*validation.* differ"):
         data.load(config, image_size=32)
-
-
-class FashionMnistSmall(tfds.core.GeneratorBasedBuilder):
-    """A real TFDS dataset, prepared offline from the committed images (see `small_image_dir`).
-
-    Defining the class registers it by name (`fashion_mnist_small`), so tlkeras reaches it
-    through `tfds.builder(name)` exactly as it reaches `cifar10` on a machine with network.
-    """
-
-    VERSION = tfds.core.Version("1.0.0")
-    source_dir = None  # Set by the test before preparing.
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(28, 28, 1)),
-                "label": tfds.features.ClassLabel(
-                    names=sorted(p.name for p in (FASHION_MINI / "train").iterdir()))}),
-            supervised_keys=("image", "label"))
-
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        return {split: self._generate_examples(self.source_dir / split)
-                for split in ("train", "test")}
-
-    def _generate_examples(self, split_dir):
-        for image in sorted(split_dir.glob("*/*.png")):
-            yield f"{image.parent.name}/{image.name}", {"image": image,
-                                                        "label": image.parent.name}
 
 
 def test_tfds_dataset_by_name_with_validation_carved_from_train(small_image_dir, tmp_path):

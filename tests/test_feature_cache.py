@@ -34,7 +34,8 @@ def test_cached_features_are_the_backbone_features_in_memory_or_on_disk(model_an
     config, splits, model, extractor = model_and_splits
     config = Config(**{**config.__dict__, "cache_memory_mb": memory_mb})
     cached = feature_cache.feature_dataset(model, splits.validation, splits.sizes["validation"],
-                                           config, str(tmp_path), "validation", shuffle=False)
+                                           config, 16, str(tmp_path), "validation",
+                                           shuffle=False)
     first_features, first_labels = collect(cached)
     assert bool(os.listdir(tmp_path)) == on_disk
     second_features, second_labels = collect(cached)  # From the cache.

@@ -30,7 +30,8 @@ flags.DEFINE_string("test_split", "test", "Test split, evaluated after each phas
                     "evaluation.")
 flags.DEFINE_float("validation_fraction", 0.1, "Fraction of the training split held out for "
                    "validation when there is no validation split.")
-flags.DEFINE_integer("batch_size", 32, "Batch size for both phases.")
+flags.DEFINE_integer("batch_size", 32, "Batch size per replica for both phases (one replica "
+                     "unless --strategy distributes).")
 flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.")
 flags.DEFINE_integer("cache_memory_mb", 2048, "Keep decoded, resized images in memory (tf.data "
                      "cache) when all splits together fit in this many MB; 0 turns it off.")
@@ -85,6 +86,16 @@ flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
                     "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never "
                     "overwritten.")
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy: default (one device), mirrored (all local GPUs or "
+                  "--devices), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), tpu "
+                  "(TPUStrategy on --tpu). --batch_size is per replica; the global batch is "
+                  "--batch_size x replicas. Learning rates are not scaled for you: with N times "
+                  "the global batch, the usual linear rule is N times --learning_rate and "
+                  "--fine_tune_learning_rate.")
+flags.DEFINE_list("devices", [], "Devices for --strategy=mirrored, e.g. /gpu:0,/gpu:1 "
+                  "(default: all local GPUs, else the CPU).")
+flags.DEFINE_string("tpu", None, "TPU address or name for --strategy=tpu.")
 flags.DEFINE_bool("mixed_precision", False, "Compute in mixed precision: mixed_float16 on GPU, "
                   "mixed_bfloat16 on CPU/TPU; variables and the softmax output stay float32.")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the "
@@ -124,6 +135,9 @@ class Config:
     output_dir: str = "runs"
     run_name: str | None = None
     seed: int = 42
+    strategy: str = "default"
+    devices: tuple[str, ...] = ()
+    tpu: str | None = None
     mixed_precision: bool = False
     jit_compile: str = "auto"
 
@@ -139,7 +153,8 @@ def config_from_flags(flag_values=flags.FLAGS) -> Config:
     """Builds a validated `Config` from parsed absl flags."""
     names = [field.name for field in dataclasses.fields(Config)]
     values = {name: flag_values[name].value for name in names}
-    config = Config(**{**values, "export_tflite": tuple(values["export_tflite"])})
+    config = Config(**{**values, "export_tflite": tuple(values["export_tflite"]),
+                       "devices": tuple(values["devices"])})
     validate(config)
     return config
 

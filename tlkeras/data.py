@@ -30,10 +30,15 @@ class DataSplits:
     class_names: list[str]
     sizes: dict[str, int | None]  # Examples per split; None where tf.data cannot tell.
     images_cached: bool  # Decoded, resized images kept in memory after the first epoch.
+    batch_size: int  # Global batch size.
 
 
-def load(config: Config, image_size: int) -> DataSplits:
-    """Loads the configured data source and builds its pipelines."""
+def load(config: Config, image_size: int, batch_size: int | None = None) -> DataSplits:
+    """Loads the configured data source and builds its pipelines.
+
+    `batch_size` is the global batch (per-replica --batch_size x replicas); default --batch_size.
+    """
+    batch_size = batch_size or config.batch_size
     load_source = _load_image_folder if config.image_dir else _load_tfds
     train, validation, test, class_names = load_source(config, image_size)
     splits = {"train": train, "validation": validation, "test": test}
@@ -44,10 +49,10 @@ def load(config: Config, image_size: int) -> DataSplits:
              f"decoded every epoch (over --cache_memory_mb={config.cache_memory_mb} or size "
              "unknown)")
     return DataSplits(
-        train=_pipeline(train, config, cache, shuffle=True),
-        validation=_pipeline(validation, config, cache, shuffle=False),
-        test=None if test is None else _pipeline(test, config, cache, shuffle=False),
-        class_names=class_names, sizes=sizes, images_cached=cache)
+        train=_pipeline(train, config, batch_size, cache, shuffle=True),
+        validation=_pipeline(validation, config, batch_size, cache, shuffle=False),
+        test=None if test is None else _pipeline(test, config, batch_size, cache, shuffle=False),
+        class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size)
 
 
 def _size(dataset: tf.data.Dataset) -> int | None:
@@ -62,7 +67,7 @@ def _images_fit_in_memory(sizes: dict, image_size: int, budget_mb: int) -> bool:
     return sum(sizes.values()) * image_bytes <= budget_mb * 2**20
 
 
-def _pipeline(dataset: tf.data.Dataset, config: Config, cache: bool,
+def _pipeline(dataset: tf.data.Dataset, config: Config, batch_size: int, cache: bool,
               shuffle: bool) -> tf.data.Dataset:
     """[cache] -> [shuffle] -> batch -> prefetch; decode and resize ran in parallel upstream."""
     if cache:
@@ -70,9 +75,21 @@ def _pipeline(dataset: tf.data.Dataset, config: Config, cache: bool,
     if shuffle:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
                                   reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(pipeline_options(config))
+
+
+def pipeline_options(config: Config) -> tf.data.Options:
+    """Determinism as flagged, and sharding by element (DATA) under multi-worker training.
+
+    DATA, not FILE: an image folder or TFDS split may hold fewer files than there are workers,
+    and cached features come from one generator, so each worker keeps every n-th batch instead.
+    """
     options = tf.data.Options()
     options.deterministic = config.deterministic
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    options.experimental_distribute.auto_shard_policy = \
+        tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 # --- TFDS ---------------------------------------------------------------------------------------

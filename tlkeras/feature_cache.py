@@ -15,6 +15,7 @@ import os
 import keras
 import tensorflow as tf
 
+from tlkeras import data
 from tlkeras.config import Config
 
 FEATURE_LAYER = "pooling"  # Output of the backbone's global pooling in tlkeras.model.
@@ -43,7 +44,8 @@ def head_model(model: keras.Model) -> keras.Model:
 
 
 def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | None,
-                    config: Config, cache_dir: str, name: str, shuffle: bool) -> tf.data.Dataset:
+                    config: Config, batch_size: int, cache_dir: str, name: str,
+                    shuffle: bool) -> tf.data.Dataset:
     """(features, label) batches; features computed during the first pass, then cached."""
     pooling = model.get_layer(FEATURE_LAYER)
     extractor = keras.Model(model.input, pooling.output)
@@ -69,7 +71,8 @@ def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | Non
     if shuffle:
         features = features.shuffle(config.shuffle_buffer, seed=config.seed,
                                     reshuffle_each_iteration=True)
-    return features.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    features = features.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return features.with_options(data.pipeline_options(config))
 
 
 class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -10,12 +10,13 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
-from tlkeras import backbones, data, export, feature_cache, finetune, rundir, tflite
+from tlkeras import backbones, data, distribute, export, feature_cache, finetune, rundir, tflite
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.model import build_augmentation, build_classifier
@@ -60,28 +61,42 @@ class PreparedRun:
     plan: finetune.UnfreezePlan | None
     splits: data.DataSplits
     model: keras.Model
+    strategy: tf.distribute.Strategy
 
 
-def prepare(config: Config) -> PreparedRun:
-    """Checks every user input and builds data and model; writes nothing. Raises ConfigError."""
-    run_dir = rundir.run_dir_path(config)
-    rundir.check_available(config, run_dir)
+def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
+    """Checks every user input and builds data and model; writes nothing. Raises ConfigError.
+
+    A non-chief worker of a multi-worker run gets a temporary run folder: every worker must
+    take part in checkpointing and export, but only the chief's outputs are kept.
+    """
+    if distribute.is_chief():
+        run_dir = rundir.run_dir_path(config)
+        rundir.check_available(config, run_dir)
+    else:
+        run_dir = os.path.join(tempfile.mkdtemp(prefix="tlkeras-worker-"), "run")
     spec = backbones.get_spec(config.backbone)
     image_size = config.image_size or spec.default_size
     jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-    phases = (Phase("phase1", 0, config.epochs,
-                    make_optimizer("optimizer", config.optimizer, config.learning_rate),
-                    jit_compile),
-              Phase("phase2", config.epochs, config.fine_tune_epochs,
-                    make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
-                                   config.fine_tune_learning_rate), jit_compile))
+    with strategy.scope():
+        phases = (Phase("phase1", 0, config.epochs,
+                        make_optimizer("optimizer", config.optimizer, config.learning_rate),
+                        jit_compile),
+                  Phase("phase2", config.epochs, config.fine_tune_epochs,
+                        make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
+                                       config.fine_tune_learning_rate), jit_compile))
     keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
-    backbone = backbones.build_backbone(spec, image_size, config.weights)
-    plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs else None
-    splits = data.load(config, image_size)  # Last: a TFDS download is the largest cost.
-    model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
-                             build_augmentation(config.augment_flip, config.augment_translate))
-    return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model)
+    with strategy.scope():  # Variables are created per replica.
+        backbone = backbones.build_backbone(spec, image_size, config.weights)
+        plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs \
+            else None
+        splits = data.load(config, image_size,  # Last: a TFDS download is the largest cost.
+                           batch_size=config.batch_size * strategy.num_replicas_in_sync)
+        model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
+                                 build_augmentation(config.augment_flip,
+                                                    config.augment_translate))
+    return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model,
+                       strategy)
 
 
 def train_and_evaluate(config: Config) -> dict:
@@ -89,8 +104,11 @@ def train_and_evaluate(config: Config) -> dict:
 
     Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
     """
+    strategy = distribute.make_strategy(config)  # First: multi-worker needs that.
     keras.utils.set_random_seed(config.seed)
-    run = prepare(config)
+    run = prepare(config, strategy)
+    log.info("Strategy %s: %d replica(s), global batch %d.", config.strategy,
+             strategy.num_replicas_in_sync, run.splits.batch_size)
     rundir.create(config, run.run_dir)
     rundir.write_labels(run.run_dir, run.splits.class_names)
     metrics_path = os.path.join(run.run_dir, "metrics.json")
@@ -101,7 +119,8 @@ def train_and_evaluate(config: Config) -> dict:
     finetune.freeze(run.backbone)
     log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
              run.backbone_name, _trainable_summary(run.model))
-    metrics["phase1"] = _phase1(config, run, phase1, callbacks)
+    with strategy.scope():
+        metrics["phase1"] = _phase1(config, run, phase1, callbacks)
     rundir.write_json(metrics_path, metrics)
 
     if run.plan is not None:
@@ -110,8 +129,9 @@ def train_and_evaluate(config: Config) -> dict:
                  "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
                  run.plan.total_layers, run.backbone_name, run.plan.first_layer,
                  _trainable_summary(run.model), config.fine_tune_learning_rate)
-        metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation, phase2,
-                                callbacks)
+        with strategy.scope():
+            metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation,
+                                    phase2, callbacks)
         metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
                                  unfrozen_layers=run.plan.count,
                                  first_unfrozen_layer=run.plan.first_layer)
@@ -119,7 +139,10 @@ def train_and_evaluate(config: Config) -> dict:
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
     rundir.write_json(metrics_path, metrics)
-    _print_summary(metrics, run.run_dir)
+    if distribute.is_chief():
+        _print_summary(metrics, run.run_dir)
+    else:  # A non-chief worker's outputs were only its share of the collective work.
+        shutil.rmtree(os.path.dirname(run.run_dir), ignore_errors=True)
     return metrics
 
 
@@ -151,7 +174,8 @@ def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list) -> 
         trainee = feature_cache.head_model(run.model)
         train, validation = (
             feature_cache.feature_dataset(run.model, images, run.splits.sizes[name], config,
-                                          cache_dir, name, shuffle=name == "train")
+                                          run.splits.batch_size, cache_dir, name,
+                                          shuffle=name == "train")
             for name, images in (("train", train), ("validation", validation)))
     result = fit(trainee, train, validation, phase, callbacks)
     if use_cache:
