@@ -1,4 +1,4 @@
-"""tf.distribute: mirrored over two logical CPUs trains both phases like one device."""
+"""tf.distribute: mirrored over two logical CPUs trains to the same weights as one device."""
 
 import json
 import os
@@ -12,8 +12,9 @@ from conftest import REPO
 
 # Logical devices must be configured before TensorFlow starts, so this runs in its own process:
 # the same short run once per strategy. Deterministic means: no dropout, and no random op in the
-# input pipeline (a TFDS dataset read in order, --shuffle_buffer=1), because tf.data rewrites a
-# distributed pipeline and its seeded shuffles then give another order. Plain SGD, because Adam
+# input pipeline (a TFDS dataset read in order, --shuffle_buffer=1): once tf.data rewrites a
+# distributed pipeline, seeded shuffles need not repeat the one-device order (seen here with the
+# image-folder reader). Plain SGD, because Adam
 # divides by the root of tiny second moments and so magnifies harmless float rounding
 # differences (sum order of the all-reduce) into learning-rate-sized steps.
 SCRIPT = textwrap.dedent("""
@@ -60,18 +61,21 @@ def test_mirrored_uses_two_replicas_with_the_same_global_batch(two_runs):
     assert "Strategy mirrored: 2 replica(s), global batch 16." in process.stderr
 
 
-def test_mirrored_trains_both_phases_as_well_as_one_device(two_runs):
-    # Not yet weight-for-weight equal: with the same initial weights and the same in-order
-    # data, the first phase-1 epoch already differs (loss 2.39 vs 2.34), while a plain
-    # `model.fit` on in-memory tensors matches to 1e-8 under both strategies. The gap is in
-    # how tf.distribute re-reads tlkeras' pipeline; until it is found, this test checks that
-    # mirrored training learns as well as one device does.
+def test_mirrored_gives_the_same_final_weights_as_one_device(two_runs):
+    import keras
+    import numpy as np
+
+    import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing)
+
     output_dir, _ = two_runs
+    default = keras.models.load_model(output_dir / "default" / "model.keras")
+    mirrored = keras.models.load_model(output_dir / "mirrored" / "model.keras")
+    for a, b in zip(default.weights, mirrored.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-3,
+                                   err_msg=a.path)
     metrics = [json.loads((output_dir / name / "metrics.json").read_text())
                for name in ("default", "mirrored")]
-    for run in metrics:
+    for run in metrics:  # Both trained: two changed models are being compared.
         assert run["phase1"]["history"]["loss"][-1] < run["phase1"]["history"]["loss"][0]
-        assert "phase2" in run and (output_dir / run["config"]["run_name"] / "export" / "1"
-                                    / "saved_model.pb").is_file()
-    assert metrics[0]["phase2"]["test"]["accuracy"] == pytest.approx(
-        metrics[1]["phase2"]["test"]["accuracy"], abs=0.1)
+        assert (output_dir / run["config"]["run_name"] / "export" / "1" / "saved_model.pb") \
+            .is_file()

@@ -92,6 +92,9 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
             else None
         splits = data.load(config, image_size,  # Last: a TFDS download is the largest cost.
                            batch_size=config.batch_size * strategy.num_replicas_in_sync)
+        # Seed again: preparing a TFDS dataset draws random numbers, and the head's initial
+        # weights must not depend on whether this run had to prepare it.
+        keras.utils.set_random_seed(config.seed)
         model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
                                  build_augmentation(config.augment_flip,
                                                     config.augment_translate))
