@@ -18,9 +18,10 @@ from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
 from tlkeras import config as tlkeras_config  # noqa: E402  (defines the flags)
-from tlkeras.errors import ConfigError  # noqa: E402
+from tlkeras.errors import ConfigError, TrainingStopped  # noqa: E402
 
 EXIT_CONFIG_ERROR = 2
+EXIT_TRAINING_STOPPED = 3
 
 
 def main(argv):
@@ -34,6 +35,9 @@ def main(argv):
     except ConfigError as error:
         print(f"tlkeras: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    except TrainingStopped as stopped:
+        print(f"tlkeras: training stopped: {stopped}", file=sys.stderr)
+        sys.exit(EXIT_TRAINING_STOPPED)
 
 
 def _quiet_tensorflow_logs():

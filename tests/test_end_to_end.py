@@ -59,3 +59,17 @@ def test_phase_two_can_be_skipped(tmp_path, weights_path, small_image_dir):
     assert "phase2" not in metrics and len(metrics["phase1"]["history"]["loss"]) == 2
     assert "Phase 2" not in process.stderr and "phase2 test" not in process.stdout
     assert (tmp_path / "head_only" / "export" / "1" / "saved_model.pb").is_file()
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, weights_path, small_image_dir):
+    runs = []
+    for name in ("first", "second"):
+        process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                              f"--image_dir={small_image_dir}", f"--output_dir={tmp_path}",
+                              f"--run_name={name}", "--image_size=32", "--epochs=2",
+                              "--fine_tune_epochs=1", "--seed=7")
+        assert process.returncode == 0, process.stderr[-5000:]
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        runs.append({phase: (metrics[phase]["history"], metrics[phase]["test"])
+                     for phase in ("phase1", "phase2")})
+    assert runs[0] == runs[1]

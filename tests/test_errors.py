@@ -92,3 +92,29 @@ def test_exactly_one_data_source():
     for config in (Config(), Config(dataset="cifar10", image_dir="images")):
         with pytest.raises(ConfigError, match="^--dataset: give exactly one data source"):
             validate(config)
+
+
+def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_checkpoint(
+        tmp_path, weights_path, small_image_dir):
+    import json
+
+    import keras
+
+    import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing)
+
+    # A step of 3e38 (near float32's largest value) overflows the weights, so the loss is NaN.
+    process = quickstart(tmp_path, weights_path, f"--image_dir={small_image_dir}",
+                         "--image_size=32", "--fine_tune_epochs=2", "--fine_tune_optimizer=sgd",
+                         "--fine_tune_learning_rate=3e38")
+    assert process.returncode == 3, process.stderr[-3000:]
+    message = process.stderr.strip().splitlines()[-1]
+    assert message.startswith("tlkeras: training stopped: phase2 stopped in epoch 2: the "
+                              "training loss became nan")
+    assert "--fine_tune_learning_rate" in message and "Traceback" not in process.stderr
+    run_dir = tmp_path / "runs" / "bad"
+    checkpoint = run_dir / "checkpoints" / "best.keras"
+    assert f"The last good checkpoint is kept: {checkpoint}" in message
+    assert keras.models.load_model(checkpoint).input.shape[1:] == (32, 32, 3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["error"] == message.removeprefix("tlkeras: training stopped: ")
+    assert "test" in metrics["phase1"] and not (run_dir / "export").exists()

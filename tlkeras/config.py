@@ -35,9 +35,10 @@ flags.DEFINE_integer("batch_size", 32, "Batch size per replica for both phases (
 flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.")
 flags.DEFINE_integer("cache_memory_mb", 2048, "Keep decoded, resized images in memory (tf.data "
                      "cache) when all splits together fit in this many MB; 0 turns it off.")
-flags.DEFINE_bool("deterministic", True, "Keep tf.data's element order deterministic; false "
-                  "lets parallel decoding hand out elements as they finish (faster, not "
-                  "reproducible).")
+flags.DEFINE_bool("deterministic", True, "Reproducible runs: tf.data keeps its element order "
+                  "and TensorFlow ops run deterministically "
+                  "(tf.config.experimental.enable_op_determinism), so the same --seed gives the "
+                  "same metrics on CPU. False is faster and not reproducible.")
 flags.DEFINE_bool("augment_flip", False, "Random horizontal flips while training (Keras layer).")
 flags.DEFINE_float("augment_translate", 0.0, "Random translation while training, as a fraction of "
                    "the image size (Keras layer); 0 turns it off.")

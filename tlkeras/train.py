@@ -7,6 +7,7 @@ backbone and weights, image size, the phase-2 unfreeze choice, optimizers, outpu
 
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from tlkeras import backbones, data, distribute, export, feature_cache, finetune, rundir, tflite
 from tlkeras.config import Config
-from tlkeras.errors import ConfigError
+from tlkeras.errors import ConfigError, TrainingStopped
 from tlkeras.model import build_augmentation, build_classifier
 
 LOSS = "sparse_categorical_crossentropy"
@@ -109,6 +110,8 @@ def train_and_evaluate(config: Config) -> dict:
     """
     strategy = distribute.make_strategy(config)  # First: multi-worker needs that.
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:  # Same seed, same results (on CPU; see the README for GPUs).
+        tf.config.experimental.enable_op_determinism()
     run = prepare(config, strategy)
     log.info("Strategy %s: %d replica(s), global batch %d.", config.strategy,
              strategy.num_replicas_in_sync, run.splits.batch_size)
@@ -117,27 +120,16 @@ def train_and_evaluate(config: Config) -> dict:
     metrics_path = os.path.join(run.run_dir, "metrics.json")
     metrics = _run_summary(config, run)
     callbacks = _callbacks(run.run_dir, run.model)
-    phase1, phase2 = run.phases
 
-    finetune.freeze(run.backbone)
-    log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
-             run.backbone_name, _trainable_summary(run.model))
-    with strategy.scope():
-        metrics["phase1"] = _phase1(config, run, phase1, callbacks)
-    rundir.write_json(metrics_path, metrics)
-
-    if run.plan is not None:
-        finetune.unfreeze_top(run.backbone, run.plan)
-        log.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
-                 "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
-                 run.plan.total_layers, run.backbone_name, run.plan.first_layer,
-                 _trainable_summary(run.model), config.fine_tune_learning_rate)
-        with strategy.scope():
-            metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation,
-                                    phase2, callbacks)
-        metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
-                                 unfrozen_layers=run.plan.count,
-                                 first_unfrozen_layer=run.plan.first_layer)
+    try:
+        _both_phases(config, run, callbacks, metrics, metrics_path)
+    except TrainingStopped as stopped:
+        checkpoint = os.path.join(run.run_dir, "checkpoints", "best.keras")
+        kept = (f" The last good checkpoint is kept: {checkpoint}." if os.path.exists(checkpoint)
+                else " No epoch finished well enough to checkpoint.")
+        metrics["error"] = str(stopped) + kept
+        rundir.write_json(metrics_path, metrics)
+        raise TrainingStopped(metrics["error"]) from None
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
@@ -147,6 +139,32 @@ def train_and_evaluate(config: Config) -> dict:
     else:  # A non-chief worker's outputs were only its share of the collective work.
         shutil.rmtree(os.path.dirname(run.run_dir), ignore_errors=True)
     return metrics
+
+
+def _both_phases(config: Config, run: PreparedRun, callbacks: list, metrics: dict,
+                 metrics_path: str) -> None:
+    """Phase 1, then phase 2 unless skipped; metrics.json is updated after each."""
+    phase1, phase2 = run.phases
+    finetune.freeze(run.backbone)
+    log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
+             run.backbone_name, _trainable_summary(run.model))
+    with run.strategy.scope():
+        metrics["phase1"] = _phase1(config, run, phase1, callbacks)
+    rundir.write_json(metrics_path, metrics)
+    if run.plan is None:
+        return
+    finetune.unfreeze_top(run.backbone, run.plan)
+    log.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
+             "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
+             run.plan.total_layers, run.backbone_name, run.plan.first_layer,
+             _trainable_summary(run.model), config.fine_tune_learning_rate)
+    with run.strategy.scope():
+        metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation, phase2,
+                                callbacks)
+    metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
+                             unfrozen_layers=run.plan.count,
+                             first_unfrozen_layer=run.plan.first_layer)
+    rundir.write_json(metrics_path, metrics)
 
 
 def _export(config: Config, run: PreparedRun) -> dict:
@@ -180,9 +198,11 @@ def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list) -> 
                                           run.splits.batch_size, cache_dir, name,
                                           shuffle=name == "train")
             for name, images in (("train", train), ("validation", validation)))
-    result = fit(trainee, train, validation, phase, callbacks)
-    if use_cache:
-        shutil.rmtree(cache_dir, ignore_errors=True)  # Only phase 1 needs the features.
+    try:
+        result = fit(trainee, train, validation, phase, callbacks)
+    finally:
+        if use_cache:
+            shutil.rmtree(cache_dir, ignore_errors=True)  # Only phase 1 needs the features.
     return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase)}
 
 
@@ -196,6 +216,14 @@ def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list) ->
                         epochs=phase.first_epoch + phase.epochs, callbacks=[*callbacks, timer],
                         shuffle=False,  # The tf.data pipeline shuffles; Keras cannot.
                         verbose=1 if sys.stdout.isatty() else 2)
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):  # TerminateOnNaN stopped the fit.
+        epoch = phase.first_epoch + len(losses)
+        raise TrainingStopped(
+            f"{phase.name} stopped in epoch {epoch}: the training loss became {losses[-1]} "
+            f"(TerminateOnNaN). The learning rate is probably too high for this data: lower "
+            f"--{'learning_rate' if phase.name == 'phase1' else 'fine_tune_learning_rate'} "
+            f"and run again.")
     return {"epochs": phase.epochs, "seconds": round(time.perf_counter() - start, 2),
             "epoch_seconds": timer.seconds,
             "history": {key: [float(v) for v in values]
@@ -237,8 +265,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def _callbacks(run_dir: str, model: keras.Model) -> list:
-    """Shared by both phases: one TensorBoard log on one epoch axis, one best checkpoint."""
+    """Shared by both phases: stop on a non-finite loss, one TensorBoard log on one epoch axis,
+    one best checkpoint (a diverged epoch never improves on it, so it stays the last good one)."""
     return [
+        keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
         feature_cache.FullModelCheckpoint(model, os.path.join(run_dir, "checkpoints",
                                                              "best.keras"),
