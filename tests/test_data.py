@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from fashion_small_tfds import FashionMnistSmall
 
 from conftest import FASHION_MINI
@@ -66,3 +67,38 @@ def test_tfds_dataset_by_name_with_validation_carved_from_train(small_image_dir,
                                           "has no split 'holdout'"):
         data.load(Config(dataset="fashion_mnist_small", data_dir=str(tmp_path),
                          test_split="holdout"), image_size=32)
+
+
+@pytest.fixture
+def messy_image_dir(small_image_dir, tmp_path):
+    """The small real folder plus broken files and RGBA / greyscale-JPEG versions of images."""
+    root = tmp_path / "messy"
+    shutil.copytree(small_image_dir, root)
+    bag = root / "train" / "Bag"
+    good = sorted(bag.iterdir())[0].read_bytes()
+    (bag / "truncated.png").write_bytes(good[:60])
+    (bag / "notes.jpg").write_text("not an image")
+    grey = tf.io.decode_png(good, channels=1)
+    (bag / "grey.jpg").write_bytes(tf.io.encode_jpeg(grey).numpy())
+    opaque = tf.fill(grey.shape, tf.constant(255, tf.uint8))
+    rgba = tf.concat([tf.image.grayscale_to_rgb(grey), opaque], axis=-1)
+    (bag / "rgba.png").write_bytes(tf.io.encode_png(rgba).numpy())
+    return root
+
+
+def test_broken_files_are_skipped_and_listed_rgba_and_grey_are_converted(messy_image_dir):
+    splits = data.load(Config(image_dir=str(messy_image_dir), batch_size=64), image_size=32)
+    bag = messy_image_dir / "train" / "Bag"
+    assert sorted(splits.skipped_files) == [str(bag / "notes.jpg"), str(bag / "truncated.png")]
+    assert splits.sizes["train"] + splits.sizes["validation"] == 200 + 2  # + grey + rgba
+    images, _ = collect(splits.train)
+    assert images.shape[1:] == (32, 32, 3)
+
+
+def test_class_with_only_broken_files_is_a_clear_error(messy_image_dir):
+    broken = messy_image_dir / "train" / "Coat"
+    for image in broken.iterdir():
+        image.write_bytes(b"corrupt")
+    with pytest.raises(ConfigError, match=r"^--image_dir: class folder .*Coat' holds no "
+                                          "readable image"):
+        data.load(Config(image_dir=str(messy_image_dir)), image_size=32)

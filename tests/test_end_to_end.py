@@ -73,3 +73,22 @@ def test_same_seed_gives_identical_metrics(tmp_path, weights_path, small_image_d
         runs.append({phase: (metrics[phase]["history"], metrics[phase]["test"])
                      for phase in ("phase1", "phase2")})
     assert runs[0] == runs[1]
+
+
+def test_broken_image_files_never_crash_a_run(tmp_path, weights_path, small_image_dir):
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(small_image_dir, images)
+    (images / "train" / "Bag" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (images / "test" / "Coat" / "notes.png").write_text("not an image")
+    process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                          f"--image_dir={images}", f"--output_dir={tmp_path}", "--run_name=messy",
+                          "--image_size=32", "--epochs=1", "--fine_tune_epochs=1",
+                          "--feature_cache=off")
+    assert process.returncode == 0, process.stderr[-5000:]
+    assert "Skipped 2 file(s) that do not decode as images" in process.stderr
+    metrics = json.loads((tmp_path / "messy" / "metrics.json").read_text())
+    assert sorted(metrics["skipped_files"]) == sorted(
+        [str(images / "train" / "Bag" / "truncated.png"),
+         str(images / "test" / "Coat" / "notes.png")])

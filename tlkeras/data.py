@@ -9,13 +9,14 @@ import dataclasses
 import logging
 import os
 
-import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.image_files import IMAGE_EXTENSIONS, is_image_file
+from tlkeras.imaging import decode_and_resize
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class DataSplits:
     sizes: dict[str, int | None]  # Examples per split; None where tf.data cannot tell.
     images_cached: bool  # Decoded, resized images kept in memory after the first epoch.
     batch_size: int  # Global batch size.
+    skipped_files: list[str]  # Image-folder files that do not decode, left out of every split.
 
 
 def load(config: Config, image_size: int, batch_size: int | None = None) -> DataSplits:
@@ -40,7 +42,7 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
     """
     batch_size = batch_size or config.batch_size
     load_source = _load_image_folder if config.image_dir else _load_tfds
-    train, validation, test, class_names = load_source(config, image_size)
+    train, validation, test, class_names, skipped = load_source(config, image_size)
     splits = {"train": train, "validation": validation, "test": test}
     sizes = {name: _size(dataset) for name, dataset in splits.items() if dataset is not None}
     cache = _images_fit_in_memory(sizes, image_size, config.cache_memory_mb)
@@ -52,7 +54,8 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
         train=_pipeline(train, config, batch_size, cache, shuffle=True),
         validation=_pipeline(validation, config, batch_size, cache, shuffle=False),
         test=None if test is None else _pipeline(test, config, batch_size, cache, shuffle=False),
-        class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size)
+        class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size,
+        skipped_files=skipped)
 
 
 def _size(dataset: tf.data.Dataset) -> int | None:
@@ -105,7 +108,7 @@ def _load_tfds(config: Config, image_size: int):
     resize = _resizer(image_size)
     datasets = [ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets]
     test = datasets[2] if config.test_split else None
-    return datasets[0], datasets[1], test, builder.info.features[label_key].names
+    return datasets[0], datasets[1], test, builder.info.features[label_key].names, []
 
 
 def _tfds_builder(config: Config):
@@ -162,25 +165,75 @@ def _resizer(image_size: int):
 # --- Image folders ------------------------------------------------------------------------------
 
 def _load_image_folder(config: Config, image_size: int):
+    """Reads `<image_dir>/<split>/<class>/*`; files that do not decode are skipped and listed."""
     train_dir = _split_dir(config, "train_split")
     class_names = _class_names(train_dir)
+    skipped = []
 
-    def read(directory, **kwargs):
-        # shuffle=True shuffles the file list with the seed, so every class lands on both sides
-        # of a carved validation split and any prefix of a split mixes the classes.
-        return keras.utils.image_dataset_from_directory(
-            directory, labels="inferred", label_mode="int", class_names=class_names,
-            color_mode="rgb", image_size=(image_size, image_size), batch_size=None,
-            shuffle=True, seed=config.seed, **kwargs)
+    def files(directory):
+        readable, unreadable = _split_readable(_labelled_files(directory, class_names))
+        skipped.extend(unreadable)
+        _require_every_class(directory, class_names, readable)
+        # Shuffled once with the seed: a carved validation split gets every class, and the
+        # training shuffle buffer need not hold the whole split to mix classes.
+        order = np.random.default_rng(config.seed).permutation(len(readable))
+        return [readable[i] for i in order]
 
+    train = files(train_dir)
     if config.validation_split:
-        train = read(train_dir)
-        validation = read(_split_dir(config, "validation_split", class_names))
+        validation = files(_split_dir(config, "validation_split", class_names))
     else:
-        train, validation = read(train_dir, validation_split=config.validation_fraction,
-                                 subset="both")
-    test = read(_split_dir(config, "test_split", class_names)) if config.test_split else None
-    return train, validation, test, class_names
+        held_out = max(1, round(len(train) * config.validation_fraction))
+        train, validation = train[:-held_out], train[-held_out:]
+    test = files(_split_dir(config, "test_split", class_names)) if config.test_split else None
+    if skipped:
+        log.warning("Skipped %d file(s) that do not decode as images: %s%s", len(skipped),
+                    ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
+    datasets = [None if split is None else _decode_files(split, image_size)
+                for split in (train, validation, test)]
+    return (*datasets, class_names, skipped)
+
+
+def _labelled_files(directory: str, class_names: list[str]) -> list[tuple[str, int]]:
+    return [(os.path.join(root, name), label)
+            for label, class_name in enumerate(class_names)
+            for root, _, names in sorted(os.walk(os.path.join(directory, class_name)))
+            for name in sorted(names) if is_image_file(name)]
+
+
+def _split_readable(files: list[tuple[str, int]]):
+    """(readable files, unreadable paths): every file is decoded once, in parallel, by tf.data.
+
+    A decoding error drops that element (`ignore_errors`); the indices that come through are
+    the readable files. Corrupt, truncated and non-image files never reach training.
+    """
+    def decodes(index, path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return index, tf.shape(image)  # An output of the decode, else tf.data prunes it.
+
+    paths = [path for path, _ in files]  # Never empty: _class_names found an image per class.
+    indices = tf.data.Dataset.from_tensor_slices((tf.range(len(files)), paths)).map(
+        decodes, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = {int(index) for index, _ in indices}
+    return ([file for i, file in enumerate(files) if i in good],
+            [path for i, (path, _) in enumerate(files) if i not in good])
+
+
+def _require_every_class(directory: str, class_names: list[str], files) -> None:
+    found = {label for _, label in files}
+    for label, class_name in enumerate(class_names):
+        if label not in found:
+            raise ConfigError("image_dir", f"class folder "
+                              f"{os.path.join(directory, class_name)!r} holds no readable image",
+                              "Replace its corrupt files or remove the folder.")
+
+
+def _decode_files(files: list[tuple[str, int]], image_size: int) -> tf.data.Dataset:
+    paths, labels = zip(*files, strict=True)
+    dataset = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
+    return dataset.map(
+        lambda path, label: (decode_and_resize(tf.io.read_file(path), image_size, image_size),
+                             label), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _split_dir(config: Config, split_flag: str, class_names: list | None = None) -> str:

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlkeras.imaging import decode_and_resize
+
 SERVING_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
 IMAGE_BYTES_INPUT = "image_bytes"
@@ -93,11 +95,7 @@ def serving_module(model: keras.Model, class_names: list[str], top_k: int):
 
 def decode_images(image_bytes, height: int, width: int):
     """Encoded images of any size -> float32 [N, height, width, 3], as the training pipeline."""
-    def decode(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return tf.image.resize(image, (height, width))
-
-    return tf.map_fn(decode, image_bytes,
+    return tf.map_fn(lambda encoded: decode_and_resize(encoded, height, width), image_bytes,
                      fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
 
 
