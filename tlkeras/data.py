@@ -46,14 +46,16 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
     splits = {"train": train, "validation": validation, "test": test}
     sizes = {name: _size(dataset) for name, dataset in splits.items() if dataset is not None}
     cache = _images_fit_in_memory(sizes, image_size, config.cache_memory_mb)
+    in_memory = "" if cache else None
     log.info("Data: %s examples per split, %d classes; decoded images %s.", sizes,
              len(class_names), "cached in memory" if cache else
              f"decoded every epoch (over --cache_memory_mb={config.cache_memory_mb} or size "
              "unknown)")
     return DataSplits(
-        train=_pipeline(train, config, batch_size, cache, shuffle=True),
-        validation=_pipeline(validation, config, batch_size, cache, shuffle=False),
-        test=None if test is None else _pipeline(test, config, batch_size, cache, shuffle=False),
+        train=pipeline(train, config, batch_size, in_memory, shuffle=True),
+        validation=pipeline(validation, config, batch_size, in_memory, shuffle=False),
+        test=None if test is None else pipeline(test, config, batch_size, in_memory,
+                                                shuffle=False),
         class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size,
         skipped_files=skipped)
 
@@ -70,11 +72,14 @@ def _images_fit_in_memory(sizes: dict, image_size: int, budget_mb: int) -> bool:
     return sum(sizes.values()) * image_bytes <= budget_mb * 2**20
 
 
-def _pipeline(dataset: tf.data.Dataset, config: Config, batch_size: int, cache: bool,
-              shuffle: bool) -> tf.data.Dataset:
-    """[cache] -> [shuffle] -> batch -> prefetch; decode and resize ran in parallel upstream."""
-    if cache:
-        dataset = dataset.cache()
+def pipeline(dataset: tf.data.Dataset, config: Config, batch_size: int,
+             cache_file: str | None, shuffle: bool) -> tf.data.Dataset:
+    """[cache] -> [shuffle] -> batch -> prefetch, for unbatched examples decoded upstream.
+
+    `cache_file`: None for no cache, "" to cache in memory, else a file path prefix.
+    """
+    if cache_file is not None:
+        dataset = dataset.cache(cache_file)
     if shuffle:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
                                   reshuffle_each_iteration=True)

@@ -67,12 +67,7 @@ def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | Non
     features = features.unbatch()
     if size is not None:  # Lets Keras know the epoch length before the first pass ends.
         features = features.apply(tf.data.experimental.assert_cardinality(size))
-    features = features.cache(cache_file)
-    if shuffle:
-        features = features.shuffle(config.shuffle_buffer, seed=config.seed,
-                                    reshuffle_each_iteration=True)
-    features = features.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return features.with_options(data.pipeline_options(config))
+    return data.pipeline(features, config, batch_size, cache_file, shuffle)
 
 
 class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -287,7 +287,7 @@ def _run_summary(config: Config, run: PreparedRun) -> dict:
     return {"run_dir": run.run_dir, "config": dataclasses.asdict(config),
             "backbone": run.backbone_name, "image_size": run.image_size,
             "num_classes": len(run.splits.class_names), "class_names": run.splits.class_names,
-            "skipped_files": run.splits.skipped_files}
+            "images_cached": run.splits.images_cached, "skipped_files": run.splits.skipped_files}
 
 
 def _print_summary(metrics: dict, run_dir: str) -> None:
