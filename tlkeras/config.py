@@ -89,7 +89,8 @@ flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy: default (one device), mirrored (all local GPUs or "
-                  "--devices), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), tpu "
+                  "--devices), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG; "
+                  "refused until Keras 3 supports it, keras-team/keras#20585), tpu "
                   "(TPUStrategy on --tpu). --batch_size is per replica; the global batch is "
                   "--batch_size x replicas. Learning rates are not scaled for you: with N times "
                   "the global batch, the usual linear rule is N times --learning_rate and "

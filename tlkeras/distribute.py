@@ -1,9 +1,10 @@
 """tf.distribute strategies by flag: TensorFlow's own engine, nothing home-made.
 
 `--strategy=default` (one device), `mirrored` (all local GPUs, or `--devices`),
-`multi_worker` (`MultiWorkerMirroredStrategy`, cluster from the standard `TF_CONFIG`), `tpu`
-(`TPUStrategy` on `--tpu`). The model, its optimizers and both phases are built inside
-`strategy.scope()`; Keras then splits every global batch across the replicas.
+`multi_worker` (refused for now: Keras 3 cannot fit under `MultiWorkerMirroredStrategy`,
+keras-team/keras#20585), `tpu` (`TPUStrategy` on `--tpu`). The model, its optimizers and
+both phases are built inside `strategy.scope()`; Keras splits every global batch across the
+replicas.
 """
 
 import json
@@ -22,11 +23,13 @@ def make_strategy(config: Config) -> tf.distribute.Strategy:
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(config.devices) or None)
     if config.strategy == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy", "multi_worker needs the cluster in the TF_CONFIG "
-                              "environment variable", "Set TF_CONFIG on every worker (see the "
-                              "README's multi-worker section), or use --strategy=mirrored.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Tried here with two workers on 127.0.0.1: Keras 3's model.fit fails under this
+        # strategy ("unsupported type PerReplica"), as TensorFlow's own multi-worker tutorial
+        # does (keras-team/keras#20585, open). A clear error beats a crash after set-up.
+        raise ConfigError("strategy", "multi_worker is not usable yet: Keras 3's model.fit "
+                          "does not run under tf.distribute.MultiWorkerMirroredStrategy "
+                          "(keras-team/keras#20585)", "Use --strategy=mirrored for all GPUs of "
+                          "one machine.")
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu or "")
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -35,8 +38,8 @@ def make_strategy(config: Config) -> tf.distribute.Strategy:
 
 def is_chief() -> bool:
     """True unless TF_CONFIG names this process a non-chief worker (they write no outputs)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
     if task.get("type") in (None, "chief"):
         return True
     return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in cluster

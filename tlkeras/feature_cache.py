@@ -26,6 +26,8 @@ def decide(config: Config) -> tuple[bool, str]:
     augmented = config.augment_flip or config.augment_translate > 0
     if config.feature_cache == "off":
         return False, "off (--feature_cache=off): the backbone runs on every image every epoch"
+    if config.strategy == "tpu":  # Untested: the extractor may run per replica there.
+        return False, "off: not yet supported with --strategy=tpu"
     if config.feature_cache == "on":
         note = " (phase 1 sees unaugmented images)" if augmented else ""
         return True, f"on (--feature_cache=on){note}"
