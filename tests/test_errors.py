@@ -71,14 +71,30 @@ def test_unwritable_output_dir(tmp_path, weights_path):
     assert_clean_failure(process, "output_dir", str(blocker / "runs"))
 
 
-def test_existing_run_dir_is_never_overwritten(tmp_path, weights_path):
+@pytest.mark.parametrize("earlier_metrics, described", [
+    ('{"export": "runs/bad/export/1"}', "a finished run"),
+    ('{"phase1": {}}', "an unfinished or failed run")])
+def test_existing_run_dir_is_never_overwritten(tmp_path, weights_path, earlier_metrics,
+                                               described):
     earlier = tmp_path / "runs" / "bad"
     earlier.mkdir(parents=True)
-    (earlier / "metrics.json").write_text('{"earlier": true}')
+    (earlier / "metrics.json").write_text(earlier_metrics)
     process = quickstart(tmp_path, weights_path)
-    assert_clean_failure(process, "run_name", str(earlier), "never overwrites")
+    assert_clean_failure(process, "run_name", str(earlier), described, "never overwrites",
+                         "--fresh_run")
     assert [path.name for path in earlier.iterdir()] == ["metrics.json"]
-    assert (earlier / "metrics.json").read_text() == '{"earlier": true}'
+    assert (earlier / "metrics.json").read_text() == earlier_metrics
+
+
+def test_fresh_run_starts_beside_an_existing_run(tmp_path):
+    from tlkeras import rundir
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad-2").mkdir()
+    config = Config(image_dir="x", output_dir=str(tmp_path), run_name="bad", fresh_run=True)
+    assert rundir.run_dir_path(config) == str(tmp_path / "bad-3")
+    assert rundir.run_dir_path(Config(image_dir="x", output_dir=str(tmp_path),
+                                      run_name="bad")) == str(tmp_path / "bad")
 
 
 def test_missing_flagfile(tmp_path):

@@ -86,6 +86,9 @@ flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
                     "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never "
                     "overwritten.")
+flags.DEFINE_bool("fresh_run", False, "If the run folder exists, start a new run beside it "
+                  "(<run_name>-2, -3, ...) instead of stopping. Existing runs are never "
+                  "overwritten either way.")
 flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy: default (one device), mirrored (all local GPUs or "
@@ -136,6 +139,7 @@ class Config:
     export_tflite: tuple[str, ...] = ()
     output_dir: str = "runs"
     run_name: str | None = None
+    fresh_run: bool = False
     seed: int = 42
     strategy: str = "default"
     devices: tuple[str, ...] = ()

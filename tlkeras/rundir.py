@@ -14,11 +14,19 @@ from tlkeras.errors import ConfigError
 
 
 def run_dir_path(config: Config, now: datetime.datetime | None = None) -> str:
-    """`<output_dir>/<run_name>`, with a default name from data source, backbone and time."""
+    """`<output_dir>/<run_name>`, with a default name from data source, backbone and time.
+
+    With --fresh_run, an existing run folder is left alone and the first free
+    `<run_name>-2`, `-3`, ... beside it is used instead.
+    """
     now = now or datetime.datetime.now()
     name = config.run_name or (f"{config.data_source_name}-{config.backbone}-"
                                f"{now:%Y%m%d-%H%M%S}")
-    return os.path.join(config.output_dir, name)
+    path = os.path.join(config.output_dir, name)
+    suffix = 2
+    while config.fresh_run and os.path.exists(path):
+        path, suffix = os.path.join(config.output_dir, f"{name}-{suffix}"), suffix + 1
+    return path
 
 
 def check_available(config: Config, run_dir: str) -> None:
@@ -31,9 +39,19 @@ def check_available(config: Config, run_dir: str) -> None:
         raise ConfigError("output_dir", f"cannot write to {config.output_dir!r} ({error})",
                           "Pass a writable --output_dir.") from None
     if os.path.exists(run_dir):
-        raise ConfigError("run_name", f"{run_dir!r} already exists and holds an earlier run, "
-                          "which tlkeras never overwrites", "Pass a new --run_name (or omit it "
-                          "for a time-stamped one), or move the old run away.")
+        raise ConfigError("run_name", f"{run_dir!r} holds {_describe_run(run_dir)}, which "
+                          "tlkeras never overwrites", "Pass --fresh_run to start a new run "
+                          "beside it (<run_name>-2), a new --run_name, or move the old run away.")
+
+
+def _describe_run(run_dir: str) -> str:
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as file:
+            finished = "export" in json.load(file)
+    except (OSError, ValueError):
+        finished = False
+    return ("a finished run" if finished else
+            "an unfinished or failed run (resuming it is not supported yet)")
 
 
 def create(config: Config, run_dir: str) -> str:
