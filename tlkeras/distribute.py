@@ -7,9 +7,6 @@ both phases are built inside `strategy.scope()`; Keras splits every global batch
 replicas.
 """
 
-import json
-import os
-
 import tensorflow as tf
 
 from tlkeras.config import Config
@@ -17,7 +14,7 @@ from tlkeras.errors import ConfigError
 
 
 def make_strategy(config: Config) -> tf.distribute.Strategy:
-    """The strategy `--strategy` names. Create it first: multi-worker needs that."""
+    """The strategy `--strategy` names; create it before other TensorFlow work (TPU needs that)."""
     if config.strategy == "default":
         return tf.distribute.get_strategy()
     if config.strategy == "mirrored":
@@ -34,12 +31,3 @@ def make_strategy(config: Config) -> tf.distribute.Strategy:
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
-
-
-def is_chief() -> bool:
-    """True unless TF_CONFIG names this process a non-chief worker (they write no outputs)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
-    if task.get("type") in (None, "chief"):
-        return True
-    return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in cluster

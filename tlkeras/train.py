@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import keras
@@ -66,16 +65,9 @@ class PreparedRun:
 
 
 def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
-    """Checks every user input and builds data and model; writes nothing. Raises ConfigError.
-
-    A non-chief worker of a multi-worker run gets a temporary run folder: every worker must
-    take part in checkpointing and export, but only the chief's outputs are kept.
-    """
-    if distribute.is_chief():
-        run_dir = rundir.run_dir_path(config)
-        rundir.check_available(config, run_dir)
-    else:
-        run_dir = os.path.join(tempfile.mkdtemp(prefix="tlkeras-worker-"), "run")
+    """Checks every user input and builds data and model; writes nothing. Raises ConfigError."""
+    run_dir = rundir.run_dir_path(config)
+    rundir.check_available(config, run_dir)
     spec = backbones.get_spec(config.backbone)
     image_size = config.image_size or spec.default_size
     jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
@@ -108,7 +100,7 @@ def train_and_evaluate(config: Config) -> dict:
 
     Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
     """
-    strategy = distribute.make_strategy(config)  # First: multi-worker needs that.
+    strategy = distribute.make_strategy(config)  # First: TPU set-up must precede other work.
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:  # Same seed, same results (on CPU; see the README for GPUs).
         tf.config.experimental.enable_op_determinism()
@@ -134,10 +126,7 @@ def train_and_evaluate(config: Config) -> dict:
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
     rundir.write_json(metrics_path, metrics)
-    if distribute.is_chief():
-        _print_summary(metrics, run.run_dir)
-    else:  # A non-chief worker's outputs were only its share of the collective work.
-        shutil.rmtree(os.path.dirname(run.run_dir), ignore_errors=True)
+    _print_summary(metrics, run.run_dir)
     return metrics
 
 
