@@ -45,7 +45,9 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
     train, validation, test, class_names, skipped = load_source(config, image_size)
     splits = {"train": train, "validation": validation, "test": test}
     sizes = {name: _size(dataset) for name, dataset in splits.items() if dataset is not None}
-    cache = _images_fit_in_memory(sizes, image_size, config.cache_memory_mb)
+    known = None not in sizes.values()
+    cache = known and fits_in_memory(sum(sizes.values()), image_size * image_size * 3 * 4,
+                                     config.cache_memory_mb)  # float32 RGB after resizing
     in_memory = "" if cache else None
     log.info("Data: %s examples per split, %d classes; decoded images %s.", sizes,
              len(class_names), "cached in memory" if cache else
@@ -65,11 +67,9 @@ def _size(dataset: tf.data.Dataset) -> int | None:
     return size if size >= 0 else None
 
 
-def _images_fit_in_memory(sizes: dict, image_size: int, budget_mb: int) -> bool:
-    if None in sizes.values():
-        return False
-    image_bytes = image_size * image_size * 3 * 4  # float32 RGB after resizing
-    return sum(sizes.values()) * image_bytes <= budget_mb * 2**20
+def fits_in_memory(count: int, bytes_each: int, budget_mb: int) -> bool:
+    """Whether `count` cached items of `bytes_each` stay within --cache_memory_mb."""
+    return count * bytes_each <= budget_mb * 2**20
 
 
 def pipeline(dataset: tf.data.Dataset, config: Config, batch_size: int,

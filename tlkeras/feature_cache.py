@@ -63,7 +63,8 @@ def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | Non
     features = tf.data.Dataset.from_generator(compute, output_signature=(feature_spec,
                                                                          label_spec))
     cache_file = ""  # In memory.
-    if size is None or size * feature_spec.shape[-1] * 4 > config.cache_memory_mb * 2**20:
+    if size is None or not data.fits_in_memory(size, feature_spec.shape[-1] * 4,
+                                               config.cache_memory_mb):
         os.makedirs(cache_dir, exist_ok=True)
         cache_file = os.path.join(cache_dir, name)
     features = features.unbatch()

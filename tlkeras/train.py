@@ -71,15 +71,14 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
     spec = backbones.get_spec(config.backbone)
     image_size = config.image_size or spec.default_size
     jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-    with strategy.scope():
+    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
+    with strategy.scope():  # Variables are created per replica.
         phases = (Phase("phase1", 0, config.epochs,
                         make_optimizer("optimizer", config.optimizer, config.learning_rate),
                         jit_compile),
                   Phase("phase2", config.epochs, config.fine_tune_epochs,
                         make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
                                        config.fine_tune_learning_rate), jit_compile))
-    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
-    with strategy.scope():  # Variables are created per replica.
         backbone = backbones.build_backbone(spec, image_size, config.weights)
         plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs \
             else None
