@@ -47,7 +47,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     import keras
     import numpy as np
 
-    from tlkeras import backbones, data, feature_cache, finetune, train
+    from tlkeras import backbones, data, feature_cache, finetune, resume, train
     from tlkeras.config import Config
     from tlkeras.model import build_classifier
 
@@ -61,7 +61,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     finetune.freeze(backbone)
     phase1 = train.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-3))
     phase2 = train.Phase("phase2", 0, epochs, keras.optimizers.Adam(1e-4))
-    timer = train.EpochTimer()
+    timer = resume.PhaseRecord("baseline", 0)
 
     def in_memory(dataset):
         images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
@@ -72,18 +72,20 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     elif path == "tlkeras_phase1":
         train_features, validation_features = (
             feature_cache.feature_dataset(model, images, splits.sizes[name], config, BATCH_SIZE,
-                                          tempfile.mkdtemp(), name, shuffle=name == "train")
-            for name, images in (("train", splits.train), ("validation", splits.validation)))
+                                          tempfile.mkdtemp(), name, training=name == "train")
+            for name, images in (("train", splits.train.in_order()),
+                                 ("validation", splits.validation)))
         seconds = train.fit(feature_cache.head_model(model), train_features,
                             validation_features, phase1, [])["epoch_seconds"]
     elif path in ("pipeline_fed", "memory_fed"):
         model.compile(optimizer=phase1.optimizer, loss=train.LOSS, metrics=["accuracy"])
         if path == "pipeline_fed":
-            model.fit(splits.train, epochs=epochs, callbacks=[timer], verbose=0)
+            model.fit(splits.train.epochs(0, epochs), steps_per_epoch=splits.train.steps_per_epoch,
+                      epochs=epochs, callbacks=[timer], verbose=0)
         else:
-            x, y = in_memory(splits.train)
+            x, y = in_memory(splits.train.in_order())
             model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, callbacks=[timer], verbose=0)
-        seconds = timer.seconds
+        seconds = timer.epoch_seconds
     else:
         finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, UNFREEZE))
         if path == "tlkeras_phase2":
@@ -92,9 +94,9 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
                                 [logs])["epoch_seconds"]
         else:
             model.compile(optimizer=phase2.optimizer, loss=train.LOSS, metrics=["accuracy"])
-            model.fit(*in_memory(splits.train), validation_data=in_memory(splits.validation),
+            model.fit(*in_memory(splits.train.in_order()), validation_data=in_memory(splits.validation),
                       batch_size=BATCH_SIZE, epochs=epochs, callbacks=[timer], verbose=0)
-            seconds = timer.seconds
+            seconds = timer.epoch_seconds
     steps = -(-splits.sizes["train"] // BATCH_SIZE)
     return {"epoch_seconds": seconds, "steps_per_epoch": steps}
 

@@ -22,7 +22,7 @@ def test_image_folder_carves_a_seeded_validation_split_covering_every_class():
     config = Config(image_dir=str(FASHION_MINI), batch_size=64, validation_fraction=0.1)
     splits = data.load(config, image_size=40)
     assert splits.class_names == sorted(p.name for p in (FASHION_MINI / "train").iterdir())
-    train_images, train_labels = collect(splits.train)
+    train_images, train_labels = collect(splits.train.in_order())
     _, validation_labels = collect(splits.validation)
     _, test_labels = collect(splits.test)
     assert (len(train_labels), len(validation_labels), len(test_labels)) == (1800, 200, 500)
@@ -36,10 +36,18 @@ def test_image_folder_carves_a_seeded_validation_split_covering_every_class():
     np.testing.assert_array_equal(collect(again.validation)[1], validation_labels)
 
 
-def test_training_order_is_reshuffled_each_epoch():
-    splits = data.load(Config(image_dir=str(FASHION_MINI), batch_size=2000), image_size=32)
-    first, second = (collect(splits.train)[1] for _ in range(2))
+def test_each_epoch_has_its_own_order_which_a_new_pipeline_repeats():
+    """A resumed run must see epoch e's batches exactly as an uninterrupted run does."""
+    config = Config(image_dir=str(FASHION_MINI), batch_size=512)
+    splits = data.load(config, image_size=32)
+    assert splits.train.steps_per_epoch == 4  # 1,800 images.
+    both = collect(splits.train.epochs(0, 2))[1]
+    first, second = both[:1800], both[1800:]
     assert sorted(first) == sorted(second) and not np.array_equal(first, second)
+    again = data.load(config, image_size=32)  # As after a restart: a new pipeline.
+    np.testing.assert_array_equal(collect(again.train.epochs(1, 2))[1], second)
+    other_seed = data.load(Config(**{**config.__dict__, "seed": 7}), image_size=32)
+    assert not np.array_equal(collect(other_seed.train.epochs(1, 2))[1], second)
 
 
 def test_validation_folder_with_other_classes_is_refused(small_image_dir, tmp_path):
@@ -57,7 +65,7 @@ def test_tfds_dataset_by_name_with_validation_carved_from_train(small_image_dir,
     config = Config(dataset="fashion_mnist_small", data_dir=str(tmp_path), batch_size=16,
                     validation_fraction=0.25)
     splits = data.load(config, image_size=48)
-    images, labels = collect(splits.train)
+    images, labels = collect(splits.train.in_order())
     assert images.shape == (150, 48, 48, 3) and images.max() > 200
     np.testing.assert_array_equal(images[..., 0], images[..., 1])  # Grey became RGB.
     assert len(collect(splits.validation)[1]) == 50
@@ -91,7 +99,7 @@ def test_broken_files_are_skipped_and_listed_rgba_and_grey_are_converted(messy_i
     bag = messy_image_dir / "train" / "Bag"
     assert sorted(splits.skipped_files) == [str(bag / "notes.jpg"), str(bag / "truncated.png")]
     assert splits.sizes["train"] + splits.sizes["validation"] == 200 + 2  # + grey + rgba
-    images, _ = collect(splits.train)
+    images, _ = collect(splits.train.in_order())
     assert images.shape[1:] == (32, 32, 3)
 
 

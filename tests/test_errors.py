@@ -71,19 +71,40 @@ def test_unwritable_output_dir(tmp_path, weights_path):
     assert_clean_failure(process, "output_dir", str(blocker / "runs"))
 
 
-@pytest.mark.parametrize("earlier_metrics, described", [
-    ('{"export": "runs/bad/export/1"}', "a finished run"),
-    ('{"phase1": {}}', "an unfinished or failed run")])
-def test_existing_run_dir_is_never_overwritten(tmp_path, weights_path, earlier_metrics,
-                                               described):
+def test_finished_run_is_never_overwritten(tmp_path, weights_path):
     earlier = tmp_path / "runs" / "bad"
     earlier.mkdir(parents=True)
-    (earlier / "metrics.json").write_text(earlier_metrics)
+    (earlier / "run.json").write_text("{}")
+    (earlier / "metrics.json").write_text('{"export": "runs/bad/export/1"}')
     process = quickstart(tmp_path, weights_path)
-    assert_clean_failure(process, "run_name", str(earlier), described, "never overwrites",
+    assert_clean_failure(process, "run_name", str(earlier), "a finished run", "never overwrites",
                          "--fresh_run")
-    assert [path.name for path in earlier.iterdir()] == ["metrics.json"]
-    assert (earlier / "metrics.json").read_text() == earlier_metrics
+    assert sorted(path.name for path in earlier.iterdir()) == ["metrics.json", "run.json"]
+    assert (earlier / "metrics.json").read_text() == '{"export": "runs/bad/export/1"}'
+
+
+@pytest.mark.parametrize("started_with, metrics, described", [
+    ({}, '{"phase1": {}, "error": "phase2 stopped in epoch 2"}',
+     "a run that stopped with an error (phase2 stopped in epoch 2)"),
+    ({"epochs": 3}, '{"phase1": {}}', "started with other flags: --epochs=3 (now 5)"),
+    (None, '{"phase1": {}}', "something other than a tlkeras run"),
+], ids=["failed", "other-flags", "not-tlkeras"])
+def test_run_dir_resumes_only_the_same_commands_unfinished_run(tmp_path, started_with, metrics,
+                                                               described):
+    from tlkeras import rundir
+
+    config = Config(image_dir="images", output_dir=str(tmp_path), run_name="run", epochs=5)
+    run_dir = rundir.create(Config(**{**config.__dict__, **(started_with or {})}),
+                            rundir.run_dir_path(config))
+    if started_with is None:
+        (tmp_path / "run" / "run.json").unlink()
+    (tmp_path / "run" / "metrics.json").write_text(metrics)
+    with pytest.raises(ConfigError, match="^--run_name: ") as refused:
+        rundir.check_available(config, run_dir)
+    assert described in str(refused.value) and "--fresh_run" in str(refused.value)
+    (tmp_path / "run" / "metrics.json").write_text('{"phase1": {}}')
+    if started_with == {}:  # The same command's unfinished run: resume it.
+        assert rundir.check_available(config, run_dir) is True
 
 
 def test_fresh_run_starts_beside_an_existing_run(tmp_path):

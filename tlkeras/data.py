@@ -7,6 +7,7 @@ the model, so the same raw pixels feed training, evaluation and the exported Sav
 
 import dataclasses
 import logging
+import math
 import os
 
 import numpy as np
@@ -22,10 +23,49 @@ log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class DataSplits:
-    """Batched train/validation/test pipelines, class names in label order, split sizes."""
+class TrainingData:
+    """The training split as reproducible epochs: epoch e's order depends only on --seed and e.
 
-    train: tf.data.Dataset
+    `tf.data`'s own `reshuffle_each_iteration` draws each epoch's order from a generator that
+    starts over in a new process, so a resumed run would repeat the first epoch's order. Here
+    `epochs(first, last)` shuffles each epoch with a seed made from --seed and the epoch number,
+    so a run resumed at epoch e sees exactly the batches an uninterrupted run sees.
+    """
+
+    examples: tf.data.Dataset  # Unbatched and, where configured, cached.
+    size: int
+    batch_size: int
+    seed: int
+    shuffle_buffer: int
+    options: tf.data.Options
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.size / self.batch_size)
+
+    def in_order(self) -> tf.data.Dataset:
+        """One pass of batches in a fixed order, e.g. to compute features once."""
+        return self.examples.batch(self.batch_size).prefetch(tf.data.AUTOTUNE) \
+            .with_options(self.options)
+
+    def epochs(self, first: int, last: int) -> tf.data.Dataset:
+        """Batches of epochs first..last-1, one after the other; pass `steps_per_epoch` to fit."""
+        def one_epoch(epoch):
+            seed = self.seed * EPOCH_SEED_STRIDE + epoch
+            return self.examples.shuffle(self.shuffle_buffer, seed=seed).batch(self.batch_size)
+
+        return (tf.data.Dataset.range(first, last).flat_map(one_epoch)
+                .prefetch(tf.data.AUTOTUNE).with_options(self.options))
+
+
+EPOCH_SEED_STRIDE = 1_000_003  # Distinct shuffle seeds for every (--seed, epoch) pair.
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Training epochs, batched validation/test pipelines, class names in label order, sizes."""
+
+    train: TrainingData
     validation: tf.data.Dataset
     test: tf.data.Dataset | None
     class_names: list[str]
@@ -54,10 +94,9 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
              f"decoded every epoch (over --cache_memory_mb={config.cache_memory_mb} or size "
              "unknown)")
     return DataSplits(
-        train=pipeline(train, config, batch_size, in_memory, shuffle=True),
-        validation=pipeline(validation, config, batch_size, in_memory, shuffle=False),
-        test=None if test is None else pipeline(test, config, batch_size, in_memory,
-                                                shuffle=False),
+        train=training_data(train, sizes["train"], config, batch_size, in_memory),
+        validation=pipeline(validation, config, batch_size, in_memory),
+        test=None if test is None else pipeline(test, config, batch_size, in_memory),
         class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size,
         skipped_files=skipped)
 
@@ -67,22 +106,34 @@ def _size(dataset: tf.data.Dataset) -> int | None:
     return size if size >= 0 else None
 
 
+def training_data(examples: tf.data.Dataset, size: int | None, config: Config, batch_size: int,
+                  cache_file: str | None) -> TrainingData:
+    """The training split as `TrainingData`: [cached], shuffled per epoch, batched.
+
+    `cache_file`: None for no cache, "" to cache in memory, else a file path prefix. A size
+    that tf.data cannot tell is counted once, because every epoch must have a known length.
+    """
+    if cache_file is not None:
+        examples = examples.cache(cache_file)
+    if size is None:
+        size = int(examples.reduce(0, lambda count, _: count + 1))
+    return TrainingData(examples, size, batch_size, config.seed, config.shuffle_buffer,
+                        pipeline_options(config))
+
+
 def fits_in_memory(count: int, bytes_each: int, budget_mb: int) -> bool:
     """Whether `count` cached items of `bytes_each` stay within --cache_memory_mb."""
     return count * bytes_each <= budget_mb * 2**20
 
 
 def pipeline(dataset: tf.data.Dataset, config: Config, batch_size: int,
-             cache_file: str | None, shuffle: bool) -> tf.data.Dataset:
-    """[cache] -> [shuffle] -> batch -> prefetch, for unbatched examples decoded upstream.
+             cache_file: str | None) -> tf.data.Dataset:
+    """[cache] -> batch -> prefetch, in order: the validation and test pipelines.
 
     `cache_file`: None for no cache, "" to cache in memory, else a file path prefix.
     """
     if cache_file is not None:
         dataset = dataset.cache(cache_file)
-    if shuffle:
-        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed,
-                                  reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return dataset.with_options(pipeline_options(config))
 

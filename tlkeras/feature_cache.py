@@ -47,8 +47,12 @@ def head_model(model: keras.Model) -> keras.Model:
 
 def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | None,
                     config: Config, batch_size: int, cache_dir: str, name: str,
-                    shuffle: bool) -> tf.data.Dataset:
-    """(features, label) batches; features computed during the first pass, then cached."""
+                    training: bool) -> tf.data.Dataset | data.TrainingData:
+    """(features, label) examples, computed during the first pass, then cached.
+
+    `images` are batched examples in order. Returns `TrainingData` for the training split,
+    else batches in order.
+    """
     pooling = model.get_layer(FEATURE_LAYER)
     extractor = keras.Model(model.input, pooling.output)
     extract = tf.function(lambda x: tf.cast(extractor(x, training=False), tf.float32),
@@ -70,7 +74,9 @@ def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | Non
     features = features.unbatch()
     if size is not None:  # Lets Keras know the epoch length before the first pass ends.
         features = features.apply(tf.data.experimental.assert_cardinality(size))
-    return data.pipeline(features, config, batch_size, cache_file, shuffle)
+    if training:
+        return data.training_data(features, size, config, batch_size, cache_file)
+    return data.pipeline(features, config, batch_size, cache_file)
 
 
 class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):

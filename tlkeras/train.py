@@ -11,12 +11,12 @@ import math
 import os
 import shutil
 import sys
-import time
 
 import keras
 import tensorflow as tf
 
-from tlkeras import backbones, data, distribute, export, feature_cache, finetune, rundir, tflite
+from tlkeras import (backbones, data, distribute, export, feature_cache, finetune, resume, rundir,
+                     tflite)
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError, TrainingStopped
 from tlkeras.model import build_augmentation, build_classifier
@@ -62,12 +62,13 @@ class PreparedRun:
     splits: data.DataSplits
     model: keras.Model
     strategy: tf.distribute.Strategy
+    resuming: bool  # The run folder holds this command's unfinished run, to be continued.
 
 
 def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
     """Checks every user input and builds data and model; writes nothing. Raises ConfigError."""
     run_dir = rundir.run_dir_path(config)
-    rundir.check_available(config, run_dir)
+    resuming = rundir.check_available(config, run_dir)
     spec = backbones.get_spec(config.backbone)
     image_size = config.image_size or spec.default_size
     jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
@@ -91,7 +92,7 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
                                  build_augmentation(config.augment_flip,
                                                     config.augment_translate))
     return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model,
-                       strategy)
+                       strategy, resuming)
 
 
 def train_and_evaluate(config: Config) -> dict:
@@ -106,14 +107,17 @@ def train_and_evaluate(config: Config) -> dict:
     run = prepare(config, strategy)
     log.info("Strategy %s: %d replica(s), global batch %d.", config.strategy,
              strategy.num_replicas_in_sync, run.splits.batch_size)
-    rundir.create(config, run.run_dir)
+    rundir.create(config, run.run_dir, resuming=run.resuming)
     rundir.write_labels(run.run_dir, run.splits.class_names)
     metrics_path = os.path.join(run.run_dir, "metrics.json")
+    callbacks, backups = _callbacks(run.run_dir, run.model)
     metrics = _run_summary(config, run)
-    callbacks = _callbacks(run.run_dir, run.model)
+    if run.resuming:  # Keep what finished phases recorded; note where this run picks up.
+        metrics = {**rundir.read_metrics(run.run_dir), **metrics}
+        metrics.setdefault("resumed", []).append(_resume_point(backups, run.run_dir))
 
     try:
-        _both_phases(config, run, callbacks, metrics, metrics_path)
+        _both_phases(config, run, callbacks, backups, metrics, metrics_path)
     except TrainingStopped as stopped:
         checkpoint = os.path.join(run.run_dir, "checkpoints", "best.keras")
         kept = (f" The last good checkpoint is kept: {checkpoint}." if os.path.exists(checkpoint)
@@ -124,21 +128,36 @@ def train_and_evaluate(config: Config) -> dict:
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
-    rundir.write_json(metrics_path, metrics)
+    rundir.write_json(metrics_path, metrics)  # With "export" in it, the run counts as finished.
+    backups.remove()
     _print_summary(metrics, run.run_dir)
     return metrics
 
 
-def _both_phases(config: Config, run: PreparedRun, callbacks: list, metrics: dict,
-                 metrics_path: str) -> None:
+def _resume_point(backups: resume.Backups, run_dir: str) -> dict:
+    state = backups.latest()
+    point = ({"phase": state["record"]["name"], "epochs_done": state["record"]["epochs_done"]}
+             if state else {"phase": None, "epochs_done": 0})
+    log.info("Resuming the unfinished run in %s %s.", run_dir,
+             f"after {point['phase']} epoch {point['epochs_done']}" if state else
+             "from the start (it stopped before its first epoch ended)")
+    return point
+
+
+def _both_phases(config: Config, run: PreparedRun, callbacks: list, backups: resume.Backups,
+                 metrics: dict, metrics_path: str) -> None:
     """Phase 1, then phase 2 unless skipped; metrics.json is updated after each."""
     phase1, phase2 = run.phases
     finetune.freeze(run.backbone)
-    log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
-             run.backbone_name, _trainable_summary(run.model))
-    with run.strategy.scope():
-        metrics["phase1"] = _phase1(config, run, phase1, callbacks)
-    rundir.write_json(metrics_path, metrics)
+    state = backups.latest()
+    if state and state["record"]["name"] == phase2.name:
+        log.info("Phase 1 finished before the restart; its results are kept in metrics.json.")
+    else:
+        log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
+                 run.backbone_name, _trainable_summary(run.model))
+        with run.strategy.scope():
+            metrics["phase1"] = _phase1(config, run, phase1, callbacks, backups)
+        rundir.write_json(metrics_path, metrics)
     if run.plan is None:
         return
     finetune.unfreeze_top(run.backbone, run.plan)
@@ -148,7 +167,7 @@ def _both_phases(config: Config, run: PreparedRun, callbacks: list, metrics: dic
              _trainable_summary(run.model), config.fine_tune_learning_rate)
     with run.strategy.scope():
         metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation, phase2,
-                                callbacks)
+                                callbacks, backups)
     metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
                              unfrozen_layers=run.plan.count,
                              first_unfrozen_layer=run.plan.first_layer)
@@ -173,38 +192,49 @@ def _export(config: Config, run: PreparedRun) -> dict:
     return exported
 
 
-def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list) -> dict:
+def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list,
+            backups: resume.Backups) -> dict:
     """Phase 1 on cached features when it is safe, else on images as in the keras.io recipe."""
     use_cache, why = feature_cache.decide(config)
     log.info("Phase 1 feature cache: %s.", why)
     trainee, train, validation = run.model, run.splits.train, run.splits.validation
     if use_cache:
         cache_dir = os.path.join(run.run_dir, "feature_cache")
+        shutil.rmtree(cache_dir, ignore_errors=True)  # A killed run's partial cache and lock.
         trainee = feature_cache.head_model(run.model)
         train, validation = (
             feature_cache.feature_dataset(run.model, images, run.splits.sizes[name], config,
                                           run.splits.batch_size, cache_dir, name,
-                                          shuffle=name == "train")
-            for name, images in (("train", train), ("validation", validation)))
+                                          training=name == "train")
+            for name, images in (("train", train.in_order()), ("validation", validation)))
     try:
-        result = fit(trainee, train, validation, phase, callbacks)
+        result = fit(trainee, train, validation, phase, callbacks, backups)
     finally:
         if use_cache:
             shutil.rmtree(cache_dir, ignore_errors=True)  # Only phase 1 needs the features.
     return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase)}
 
 
-def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list) -> dict:
-    """Compiles for the phase (needed after any change of `trainable`) and fits."""
+def fit(model: keras.Model, train: data.TrainingData, validation, phase: Phase,
+        callbacks: list, backups: resume.Backups | None = None) -> dict:
+    """Compiles for the phase (needed after any change of `trainable`) and fits.
+
+    With `backups`, a phase that a killed run had started continues after its last backed-up
+    epoch, and every finished epoch is backed up.
+    """
     model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"],
                   jit_compile=phase.jit_compile)
-    timer = EpochTimer()
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=validation, initial_epoch=phase.first_epoch,
-                        epochs=phase.first_epoch + phase.epochs, callbacks=[*callbacks, timer],
-                        shuffle=False,  # The tf.data pipeline shuffles; Keras cannot.
-                        verbose=1 if sys.stdout.isatty() else 2)
-    losses = history.history.get("loss", [])
+    record = (backups and backups.restore(model, phase.name)) or \
+        resume.PhaseRecord(phase.name, phase.first_epoch)
+    last_epoch = phase.first_epoch + phase.epochs
+    if record.epochs_done < last_epoch:
+        model.fit(train.epochs(record.epochs_done, last_epoch),
+                  steps_per_epoch=train.steps_per_epoch, validation_data=validation,
+                  initial_epoch=record.epochs_done, epochs=last_epoch,
+                  shuffle=False,  # TrainingData shuffles each epoch; Keras cannot.
+                  callbacks=[*callbacks, record, *([backups.callback(record)] if backups else [])],
+                  verbose=1 if sys.stdout.isatty() else 2)
+    losses = record.history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):  # TerminateOnNaN stopped the fit.
         epoch = phase.first_epoch + len(losses)
         raise TrainingStopped(
@@ -212,10 +242,8 @@ def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list) ->
             f"(TerminateOnNaN). The learning rate is probably too high for this data: lower "
             f"--{'learning_rate' if phase.name == 'phase1' else 'fine_tune_learning_rate'} "
             f"and run again.")
-    return {"epochs": phase.epochs, "seconds": round(time.perf_counter() - start, 2),
-            "epoch_seconds": timer.seconds,
-            "history": {key: [float(v) for v in values]
-                        for key, values in history.history.items()}}
+    return {"epochs": phase.epochs, "seconds": round(sum(record.epoch_seconds), 2),
+            "epoch_seconds": record.epoch_seconds, "history": record.history}
 
 
 def evaluate(model: keras.Model, test, phase: Phase) -> dict:
@@ -238,31 +266,17 @@ def precision_policy(mixed: bool) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch (training and validation), for metrics.json and benchmarks."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(round(time.perf_counter() - self._start, 3))
-
-
-def _callbacks(run_dir: str, model: keras.Model) -> list:
+def _callbacks(run_dir: str, model: keras.Model) -> tuple[list, resume.Backups]:
     """Shared by both phases: stop on a non-finite loss, one TensorBoard log on one epoch axis,
-    one best checkpoint (a diverged epoch never improves on it, so it stays the last good one)."""
-    return [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
-        feature_cache.FullModelCheckpoint(model, os.path.join(run_dir, "checkpoints",
-                                                             "best.keras"),
-                                          monitor="val_accuracy", mode="max",
-                                          save_best_only=True),
-    ]
+    one best checkpoint (a diverged epoch never improves on it, so it stays the last good one),
+    and the per-epoch backups a killed run resumes from (they keep the checkpoint's best score).
+    """
+    checkpoint = feature_cache.FullModelCheckpoint(
+        model, os.path.join(run_dir, "checkpoints", "best.keras"), monitor="val_accuracy",
+        mode="max", save_best_only=True)
+    return ([keras.callbacks.TerminateOnNaN(),
+             keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")), checkpoint],
+            resume.Backups(os.path.join(run_dir, "resume"), checkpoint))
 
 
 def _trainable_summary(model: keras.Model) -> str:
