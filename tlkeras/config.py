@@ -84,8 +84,9 @@ flags.DEFINE_list("export_tflite", [], "Also write TFLite models to <run dir>/tf
 # Outputs and runtime.
 flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
-                    "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). An existing run is never "
-                    "overwritten.")
+                    "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). If it holds an unfinished run of "
+                    "the same flags, that run resumes after its last finished epoch; any other "
+                    "existing run is never overwritten.")
 flags.DEFINE_bool("fresh_run", False, "If the run folder exists, start a new run beside it "
                   "(<run_name>-2, -3, ...) instead of stopping. Existing runs are never "
                   "overwritten either way.")

@@ -115,6 +115,7 @@ def train_and_evaluate(config: Config) -> dict:
     if run.resuming:  # Keep what finished phases recorded; note where this run picks up.
         metrics = {**rundir.read_metrics(run.run_dir), **metrics}
         metrics.setdefault("resumed", []).append(_resume_point(backups, run.run_dir))
+        rundir.write_json(metrics_path, metrics)
 
     try:
         _both_phases(config, run, callbacks, backups, metrics, metrics_path)

@@ -1,0 +1,75 @@
+"""Resume: a phase stopped after an epoch and started again in a new model ends where an
+uninterrupted phase ends (weights, optimizer state, random-seed states, data order, history)."""
+
+import keras
+import numpy as np
+import pytest
+
+from tlkeras import backbones, data, feature_cache, finetune, resume, train
+from tlkeras.config import Config
+from tlkeras.model import build_augmentation, build_classifier
+
+IMAGE_SIZE = 32
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def config(small_image_dir, weights_path):
+    return Config(image_dir=str(small_image_dir), weights=str(weights_path),
+                  image_size=IMAGE_SIZE, batch_size=16, dropout=0.5, seed=3)
+
+
+def fit_in_new_process(config, backup_dir, epochs, on_features):
+    """What one process does: build everything from the seed, restore any backup, fit."""
+    keras.utils.set_random_seed(config.seed)
+    splits = data.load(config, IMAGE_SIZE)
+    backbone = backbones.build_backbone(backbones.get_spec("MobileNetV2"), IMAGE_SIZE,
+                                        config.weights)
+    # Random flips and translations: their seed states must be restored too.
+    model = build_classifier(backbone, "MobileNetV2", 10, config.dropout,
+                             None if on_features else build_augmentation(True, 0.1))
+    finetune.freeze(backbone)
+    trainee, train_data, validation = model, splits.train, splits.validation
+    if on_features:
+        trainee = feature_cache.head_model(model)
+        train_data, validation = (
+            feature_cache.feature_dataset(model, images, splits.sizes[name], config, 16, "",
+                                          name, training=name == "train")
+            for name, images in (("train", splits.train.in_order()),
+                                 ("validation", splits.validation)))
+    checkpoint = feature_cache.FullModelCheckpoint(model, str(backup_dir / "best.keras"),
+                                                   monitor="val_accuracy", mode="max",
+                                                   save_best_only=True)
+    backups = resume.Backups(str(backup_dir / "resume"), checkpoint)
+    phase = train.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-2))
+    result = train.fit(trainee, train_data, validation, phase, [checkpoint], backups)
+    return model, result, backups
+
+
+@pytest.mark.parametrize("on_features", [False, True], ids=["images", "cached-features"])
+def test_resumed_phase_ends_with_the_uninterrupted_weights_and_history(config, tmp_path,
+                                                                       on_features):
+    model, result, _ = fit_in_new_process(config, tmp_path / "whole", EPOCHS, on_features)
+
+    # "Killed" after epoch 1: a new model, pipeline and optimizer pick up from the backup.
+    _, first_part, backups = fit_in_new_process(config, tmp_path / "parts", 1, on_features)
+    assert backups.latest()["record"]["epochs_done"] == 1
+    resumed, rest, resumed_backups = fit_in_new_process(config, tmp_path / "parts", EPOCHS,
+                                                         on_features)
+
+    assert len(result["history"]["loss"]) == EPOCHS
+    assert rest["history"] == result["history"]  # Epoch 1 kept, epochs 2-3 the same.
+    assert len(rest["epoch_seconds"]) == EPOCHS
+    for expected, actual in zip(model.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-6,
+                                   err_msg=expected.path)
+    # The best checkpoint's score spans the restart.
+    assert float(resumed_backups.checkpoint.best) == max(result["history"]["val_accuracy"])
+
+
+def test_a_finished_phase_is_not_trained_again(config, tmp_path):
+    model, result, _ = fit_in_new_process(config, tmp_path, 1, on_features=True)
+    again, repeat, _ = fit_in_new_process(config, tmp_path, 1, on_features=True)
+    assert repeat["history"] == result["history"]
+    for expected, actual in zip(model.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
