@@ -5,7 +5,8 @@
 
 Phase 1 trains a new head on the frozen backbone, phase 2 fine-tunes its top, and the run folder
 gets TensorBoard logs, the best checkpoint, labels.txt, metrics.json and a SavedModel for TF
-Serving. `python run.py --helpfull` lists every flag.
+Serving. `python run.py --helpfull` lists every flag, grouped (data, model, phase 1, phase 2,
+export, outputs and runtime); `python run.py --list_backbones` lists the backbones.
 """
 
 import logging
@@ -27,6 +28,10 @@ EXIT_TRAINING_STOPPED = 3
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if flags.FLAGS.list_backbones:
+        from tlkeras.backbones import backbone_table
+        print(backbone_table())
+        return
     try:
         config = tlkeras_config.config_from_flags(flags.FLAGS)
         from tlkeras import train  # Imported here so --help does not load TensorFlow.

@@ -94,8 +94,9 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
                                 [logs])["epoch_seconds"]
         else:
             model.compile(optimizer=phase2.optimizer, loss=train.LOSS, metrics=["accuracy"])
-            model.fit(*in_memory(splits.train.in_order()), validation_data=in_memory(splits.validation),
-                      batch_size=BATCH_SIZE, epochs=epochs, callbacks=[timer], verbose=0)
+            model.fit(*in_memory(splits.train.in_order()),
+                      validation_data=in_memory(splits.validation), batch_size=BATCH_SIZE,
+                      epochs=epochs, callbacks=[timer], verbose=0)
             seconds = timer.epoch_seconds
     steps = -(-splits.sizes["train"] // BATCH_SIZE)
     return {"epoch_seconds": seconds, "steps_per_epoch": steps}

@@ -10,6 +10,8 @@ network; their `preprocess_input` is a pass-through, so nothing is applied twice
 
 import dataclasses
 import functools
+import importlib.resources
+import json
 import os
 import types
 from collections.abc import Callable
@@ -60,6 +62,21 @@ def available_backbones() -> dict[str, BackboneSpec]:
         if isinstance(module, types.ModuleType) and hasattr(module, "preprocess_input"):
             specs[name] = BackboneSpec(name, constructor, module)
     return dict(sorted(specs.items()))
+
+
+def backbone_table() -> str:
+    """`--list_backbones`: name, default input size and headless parameter count of each.
+
+    Counts come from `backbone_params.json` (recorded by tools/record_backbone_params.py), since
+    building all 40 models takes over a minute; a model missing there shows "?".
+    """
+    recorded = json.loads(importlib.resources.files("tlkeras").joinpath(
+        "backbone_params.json").read_text())["params"]
+    rows = [f"{'backbone':<20} {'default size':>12} {'parameters (no top)':>20}"]
+    for name, spec in available_backbones().items():
+        params = f"{recorded[name]:,}" if name in recorded else "?"
+        rows.append(f"{name:<20} {spec.default_size:>12} {params:>20}")
+    return "\n".join(rows)
 
 
 def get_spec(name: str) -> BackboneSpec:

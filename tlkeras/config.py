@@ -14,83 +14,104 @@ from tlkeras.errors import ConfigError
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8")
 
+# Flag groups, in the order `--helpfull` lists them (absl groups flags by module name).
+DATA = "tlkeras (1) data"
+MODEL = "tlkeras (2) model"
+PHASE1 = "tlkeras (3) phase 1: feature extraction"
+PHASE2 = "tlkeras (4) phase 2: fine-tuning"
+EXPORT = "tlkeras (5) export"
+RUNTIME = "tlkeras (6) outputs and runtime"
+
 # Data.
 flags.DEFINE_string("dataset", None, "TFDS image-classification dataset name, e.g. `cifar10`. "
-                    "Give exactly one of --dataset or --image_dir.")
+                    "Give exactly one of --dataset or --image_dir.", module_name=DATA)
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS' own, "
-                    "~/tensorflow_datasets). Only used with --dataset.")
+                    "~/tensorflow_datasets). Only used with --dataset.", module_name=DATA)
 flags.DEFINE_string("image_dir", None, "Folder of images: <image_dir>/<split>/<class>/<image> for "
-                    "the splits named by --train_split, --validation_split and --test_split.")
+                    "the splits named by --train_split, --validation_split and --test_split.",
+                    module_name=DATA)
 flags.DEFINE_string("train_split", "train", "Training split (TFDS split, or subfolder of "
-                    "--image_dir).")
+                    "--image_dir).", module_name=DATA)
 flags.DEFINE_string("validation_split", "", "Validation split. Empty: carve "
                     "--validation_fraction out of the training split (an image folder without "
-                    "this subfolder is carved too).")
+                    "this subfolder is carved too).", module_name=DATA)
 flags.DEFINE_string("test_split", "test", "Test split, evaluated after each phase. Empty: no test "
-                    "evaluation.")
+                    "evaluation.", module_name=DATA)
 flags.DEFINE_float("validation_fraction", 0.1, "Fraction of the training split held out for "
-                   "validation when there is no validation split.")
+                   "validation when there is no validation split.", module_name=DATA)
 flags.DEFINE_integer("batch_size", 32, "Batch size per replica for both phases (one replica "
-                     "unless --strategy distributes).")
-flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.")
+                     "unless --strategy distributes).", module_name=DATA)
+flags.DEFINE_integer("shuffle_buffer", 10000, "Shuffle buffer size (examples) for training.",
+                     module_name=DATA)
 flags.DEFINE_integer("cache_memory_mb", 2048, "Keep decoded, resized images in memory (tf.data "
-                     "cache) when all splits together fit in this many MB; 0 turns it off.")
+                     "cache) when all splits together fit in this many MB; 0 turns it off.",
+                     module_name=DATA)
 flags.DEFINE_bool("deterministic", True, "Reproducible runs: tf.data keeps its element order "
                   "and TensorFlow ops run deterministically "
                   "(tf.config.experimental.enable_op_determinism), so the same --seed gives the "
-                  "same metrics on CPU. False is faster and not reproducible.")
-flags.DEFINE_bool("augment_flip", False, "Random horizontal flips while training (Keras layer).")
+                  "same metrics on CPU. False is faster and not reproducible.", module_name=DATA)
+flags.DEFINE_bool("augment_flip", False, "Random horizontal flips while training (Keras layer).",
+                  module_name=DATA)
 flags.DEFINE_float("augment_translate", 0.0, "Random translation while training, as a fraction of "
-                   "the image size (Keras layer); 0 turns it off.")
+                   "the image size (Keras layer); 0 turns it off.", module_name=DATA)
 
 # Model.
 flags.DEFINE_string("backbone", "MobileNetV2", "keras.applications model name, e.g. MobileNetV2, "
-                    "EfficientNetV2B0, ResNet50, ConvNeXtTiny.")
+                    "EfficientNetV2B0, ResNet50, ConvNeXtTiny.", module_name=MODEL)
 flags.DEFINE_string("weights", "imagenet", "Backbone weights: `imagenet` (Keras download, cached "
-                    "in ~/.keras/models), `none` (random), or a path to a .weights.h5 file.")
+                    "in ~/.keras/models), `none` (random), or a path to a .weights.h5 file.",
+                    module_name=MODEL)
 flags.DEFINE_integer("image_size", 0, "Square input size in pixels; 0 uses the backbone's "
-                     "default (224 for most).")
-flags.DEFINE_float("dropout", 0.2, "Dropout rate before the new Dense head.")
+                     "default (224 for most).", module_name=MODEL)
+flags.DEFINE_bool("list_backbones", False, "Print every backbone with its default input size "
+                  "and parameter count, then exit.", module_name=MODEL)
+flags.DEFINE_float("dropout", 0.2, "Dropout rate before the new Dense head.", module_name=MODEL)
 
 # Phase 1: feature extraction.
-flags.DEFINE_integer("epochs", 5, "Phase 1 epochs: frozen backbone, new head trained.")
+flags.DEFINE_integer("epochs", 5, "Phase 1 epochs: frozen backbone, new head trained.",
+                     module_name=PHASE1)
 flags.DEFINE_enum("feature_cache", "auto", ["auto", "on", "off"], "Phase 1 runs the frozen "
                   "backbone once per image and trains the head on cached features (in memory, "
                   "or on disk in the run folder when over --cache_memory_mb). auto: on unless "
                   "random augmentation is on; on: also with augmentation (phase 1 then trains "
-                  "on unaugmented images); off: the backbone runs every epoch.")
-flags.DEFINE_string("optimizer", "adam", "Phase 1 optimizer (a keras.optimizers name).")
-flags.DEFINE_float("learning_rate", 1e-3, "Phase 1 learning rate.")
+                  "on unaugmented images); off: the backbone runs every epoch.", module_name=PHASE1)
+flags.DEFINE_string("optimizer", "adam", "Phase 1 optimizer (a keras.optimizers name).",
+                    module_name=PHASE1)
+flags.DEFINE_float("learning_rate", 1e-3, "Phase 1 learning rate.", module_name=PHASE1)
 
 # Phase 2: fine-tuning.
 flags.DEFINE_integer("fine_tune_epochs", 5, "Phase 2 epochs with the top of the backbone "
-                     "unfrozen; 0 skips phase 2.")
-flags.DEFINE_string("fine_tune_optimizer", "adam", "Phase 2 optimizer (a keras.optimizers name).")
+                     "unfrozen; 0 skips phase 2.", module_name=PHASE2)
+flags.DEFINE_string("fine_tune_optimizer", "adam", "Phase 2 optimizer (a keras.optimizers name).",
+                    module_name=PHASE2)
 flags.DEFINE_float("fine_tune_learning_rate", 1e-5, "Phase 2 learning rate; keep it 10-100x "
-                   "below --learning_rate so the pretrained features are not wrecked.")
+                   "below --learning_rate so the pretrained features are not wrecked.",
+                   module_name=PHASE2)
 flags.DEFINE_string("unfreeze", "0.3", "What phase 2 unfreezes, counted from the top of the "
                     "backbone: an integer N (the top N layers, e.g. 40), a fraction with a "
                     "decimal point (e.g. 0.3 = the top 30% of layers, 1.0 = all), or a layer "
                     "name (that layer and all above it, e.g. block_13_expand). BatchNormalization "
-                    "layers stay frozen.")
+                    "layers stay frozen.", module_name=PHASE2)
 
 # Export.
 flags.DEFINE_integer("top_k", 5, "The SavedModel's serving signatures also return the top K "
-                     "classes and scores.")
+                     "classes and scores.", module_name=EXPORT)
 flags.DEFINE_list("export_tflite", [], "Also write TFLite models to <run dir>/tflite/, verified "
                   "against the Keras model on test images: any of float32, float16 (float16 "
-                  "weights), dynamic_int8 (dynamic-range int8 weights), comma-separated.")
+                  "weights), dynamic_int8 (dynamic-range int8 weights), comma-separated.",
+                  module_name=EXPORT)
 
 # Outputs and runtime.
-flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.")
+flags.DEFINE_string("output_dir", "runs", "Parent folder of all runs.", module_name=RUNTIME)
 flags.DEFINE_string("run_name", None, "Run folder under --output_dir (default: "
                     "<dataset>-<backbone>-<YYYYmmdd-HHMMSS>). If it holds an unfinished run of "
                     "the same flags, that run resumes after its last finished epoch; any other "
-                    "existing run is never overwritten.")
+                    "existing run is never overwritten.", module_name=RUNTIME)
 flags.DEFINE_bool("fresh_run", False, "If the run folder exists, start a new run beside it "
                   "(<run_name>-2, -3, ...) instead of stopping. Existing runs are never "
-                  "overwritten either way.")
-flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.")
+                  "overwritten either way.", module_name=RUNTIME)
+flags.DEFINE_integer("seed", 42, "Random seed for shuffling, splits, augmentation and init.",
+                     module_name=RUNTIME)
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy: default (one device), mirrored (all local GPUs or "
                   "--devices), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG; "
@@ -98,14 +119,16 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker",
                   "(TPUStrategy on --tpu). --batch_size is per replica; the global batch is "
                   "--batch_size x replicas. Learning rates are not scaled for you: with N times "
                   "the global batch, the usual linear rule is N times --learning_rate and "
-                  "--fine_tune_learning_rate.")
+                  "--fine_tune_learning_rate.", module_name=RUNTIME)
 flags.DEFINE_list("devices", [], "Devices for --strategy=mirrored, e.g. /gpu:0,/gpu:1 "
-                  "(default: all local GPUs, else the CPU).")
-flags.DEFINE_string("tpu", None, "TPU address or name for --strategy=tpu.")
+                  "(default: all local GPUs, else the CPU).", module_name=RUNTIME)
+flags.DEFINE_string("tpu", None, "TPU address or name for --strategy=tpu.", module_name=RUNTIME)
 flags.DEFINE_bool("mixed_precision", False, "Compute in mixed precision: mixed_float16 on GPU, "
-                  "mixed_bfloat16 on CPU/TPU; variables and the softmax output stay float32.")
+                  "mixed_bfloat16 on CPU/TPU; variables and the softmax output stay float32.",
+                  module_name=RUNTIME)
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the "
-                  "train and evaluation steps (Keras' compile(jit_compile=...)).")
+                  "train and evaluation steps (Keras' compile(jit_compile=...)).",
+                  module_name=RUNTIME)
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -151,6 +151,31 @@ def pipeline_options(config: Config) -> tf.data.Options:
     return options
 
 
+def load_split(config: Config, split: str, image_size: int):
+    """One split alone, batched in order (e.g. to evaluate an export on it).
+
+    Returns (batches, class names in label order, skipped unreadable files). `--split` names it.
+    """
+    if config.image_dir:
+        directory = os.path.join(config.image_dir, split)
+        if not os.path.isdir(directory):
+            raise ConfigError("split", f"no folder {directory!r}",
+                              f"Pass a subfolder of {config.image_dir} that holds class folders.")
+        class_names = _class_names(directory)
+        readable, skipped = _split_readable(_labelled_files(directory, class_names))
+        examples = _decode_files(readable, image_size)
+    else:
+        builder = _tfds_builder(config)
+        _, label_key = _supervised_keys(builder, config.dataset)
+        if split.split("[")[0] not in builder.info.splits:
+            raise ConfigError("split", f"TFDS dataset {config.dataset!r} has no split {split!r}",
+                              f"Splits: {', '.join(builder.info.splits)}.")
+        examples = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).map(
+            _resizer(image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        class_names, skipped = builder.info.features[label_key].names, []
+    return pipeline(examples, config, config.batch_size, cache_file=None), class_names, skipped
+
+
 # --- TFDS ---------------------------------------------------------------------------------------
 
 def _load_tfds(config: Config, image_size: int):

@@ -14,9 +14,11 @@ Both return `probabilities` [N, classes], `class_ids` [N], `class_names` [N] (la
 the whole request with TensorFlow's `InvalidArgumentError` ("Unknown image file format..."), which
 TF Serving returns as `{"error": ...}`: never a silent garbage answer.
 
-`assets.extra/tf_serving_warmup_requests` holds real requests that TF Serving replays on load, so
-the first user request is not the slow one. The version is written to a hidden folder and renamed
-into place, because TF Serving loads any integer-named folder it sees.
+`assets.extra/labels.txt` lists the class names (line i is class id i) for tools such as
+`python -m tlkeras.evaluate`. `assets.extra/tf_serving_warmup_requests` holds real requests
+that TF Serving replays on load, so the first user request is not the slow one. The version is
+written to a hidden folder and renamed into place, because TF Serving loads any integer-named
+folder it sees.
 """
 
 import os
@@ -32,6 +34,7 @@ PIXELS_SIGNATURE = "serving_pixels"
 IMAGE_BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "image"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+LABELS_FILE = os.path.join("assets.extra", "labels.txt")  # Class i on line i, for tools.
 
 
 def next_version(export_dir: str) -> int:
@@ -53,6 +56,8 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: list[st
     module, signatures = serving_module(model, class_names, top_k)
     tf.saved_model.save(module, partial_dir, signatures=signatures)
     write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE), encode_png(warmup_pixels))
+    with open(os.path.join(partial_dir, LABELS_FILE), "w") as file:
+        file.write("".join(f"{name}\n" for name in class_names))
     os.rename(partial_dir, version_dir)
     return version_dir
 

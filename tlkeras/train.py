@@ -15,13 +15,25 @@ import sys
 import keras
 import tensorflow as tf
 
-from tlkeras import (backbones, data, distribute, export, feature_cache, finetune, resume, rundir,
-                     tflite)
+from tlkeras import (
+    backbones,
+    data,
+    distribute,
+    export,
+    feature_cache,
+    finetune,
+    hparams,
+    report,
+    resume,
+    rundir,
+    tflite,
+)
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError, TrainingStopped
 from tlkeras.model import build_augmentation, build_classifier
 
 LOSS = "sparse_categorical_crossentropy"
+BANNER = "=" * 78  # Frames the phase banners in the log.
 WARMUP_IMAGES = 4  # Real images in TF Serving's warm-up requests.
 TFLITE_CHECK_IMAGES = 200  # Held-out images on which TFLite is compared with Keras.
 log = logging.getLogger(__name__)
@@ -129,6 +141,7 @@ def train_and_evaluate(config: Config) -> dict:
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
+    hparams.log_hparams(os.path.join(run.run_dir, "logs"), config, _final_metrics(metrics))
     rundir.write_json(metrics_path, metrics)  # With "export" in it, the run counts as finished.
     backups.remove()
     _print_summary(metrics, run.run_dir)
@@ -154,23 +167,25 @@ def _both_phases(config: Config, run: PreparedRun, callbacks: list, backups: res
     if state and state["record"]["name"] == phase2.name:
         log.info("Phase 1 finished before the restart; its results are kept in metrics.json.")
     else:
-        log.info("Phase 1 (feature extraction): %s frozen, training the new head; %s.",
-                 run.backbone_name, _trainable_summary(run.model))
+        log.info("%s\nPhase 1 (feature extraction): %s frozen, training the new head; %s.\n%s",
+                 BANNER, run.backbone_name, _trainable_summary(run.model), BANNER)
         with run.strategy.scope():
             metrics["phase1"] = _phase1(config, run, phase1, callbacks, backups)
         rundir.write_json(metrics_path, metrics)
     if run.plan is None:
         return
+    trainable_before = _count(run.model.trainable_weights)
     finetune.unfreeze_top(run.backbone, run.plan)
-    log.info("Phase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
-             "BatchNormalization kept frozen; %s; learning rate %g.", run.plan.count,
-             run.plan.total_layers, run.backbone_name, run.plan.first_layer,
-             _trainable_summary(run.model), config.fine_tune_learning_rate)
+    log.info("%s\nPhase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
+             "BatchNormalization kept frozen: %s more parameters trainable, %s; learning rate "
+             "%g.\n%s", BANNER, run.plan.count, run.plan.total_layers, run.backbone_name,
+             run.plan.first_layer, f"{_count(run.model.trainable_weights) - trainable_before:,}",
+             _trainable_summary(run.model), config.fine_tune_learning_rate, BANNER)
     with run.strategy.scope():
         metrics["phase2"] = fit(run.model, run.splits.train, run.splits.validation, phase2,
                                 callbacks, backups)
     metrics["phase2"].update(evaluate(run.model, run.splits.test, phase2),
-                             unfrozen_layers=run.plan.count,
+                             **_report(config, run, phase2), unfrozen_layers=run.plan.count,
                              first_unfrozen_layer=run.plan.first_layer)
     rundir.write_json(metrics_path, metrics)
 
@@ -186,10 +201,10 @@ def _export(config: Config, run: PreparedRun) -> dict:
         exported["tflite"] = tflite.export_and_verify(
             run.model, os.path.join(run.run_dir, "tflite"), list(config.export_tflite),
             run.splits.class_names, pixels)
-        for variant, report in exported["tflite"].items():
+        for variant, check in exported["tflite"].items():
             log.info("TFLite %s: %s, %.1f MB, top-1 agreement with Keras %.3f on %d images, "
-                     "max abs diff %.2g.", variant, report["path"], report["bytes"] / 1e6,
-                     report["top1_agreement"], report["images"], report["max_abs_diff"])
+                     "max abs diff %.2g.", variant, check["path"], check["bytes"] / 1e6,
+                     check["top1_agreement"], check["images"], check["max_abs_diff"])
     return exported
 
 
@@ -213,7 +228,8 @@ def _phase1(config: Config, run: PreparedRun, phase: Phase, callbacks: list,
     finally:
         if use_cache:
             shutil.rmtree(cache_dir, ignore_errors=True)  # Only phase 1 needs the features.
-    return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase)}
+    return {**result, "feature_cache": why, **evaluate(run.model, run.splits.test, phase),
+            **_report(config, run, phase)}
 
 
 def fit(model: keras.Model, train: data.TrainingData, validation, phase: Phase,
@@ -280,10 +296,41 @@ def _callbacks(run_dir: str, model: keras.Model) -> tuple[list, resume.Backups]:
             resume.Backups(os.path.join(run_dir, "resume"), checkpoint))
 
 
+def _report(config: Config, run: PreparedRun, phase: Phase) -> dict:
+    """The test split's evaluation report in `<run dir>/report/<phase>/` and TensorBoard."""
+    if run.splits.test is None:
+        return {}
+    predictions = report.collect_predictions(run.model.predict_on_batch, run.splits.test)
+    out_dir = os.path.join(run.run_dir, "report", phase.name)
+    result = report.write_report(predictions, run.splits.class_names, config.top_k, out_dir,
+                                 os.path.join(run.run_dir, "logs", "report"),
+                                 step=phase.first_epoch + phase.epochs - 1,
+                                 title=f"{phase.name}, test split")
+    top_k = next(key for key in result if key.startswith("top_"))
+    return {"report": {"path": out_dir, "macro_f1": result["macro_avg"]["f1"],
+                       top_k: result[top_k]}}
+
+
+def _final_metrics(metrics: dict) -> dict[str, float]:
+    """The HParams dashboard's metrics: the last phase's test results, best validation accuracy."""
+    final = metrics.get("phase2", metrics["phase1"])
+    values = {f"test_{key}": value for key, value in final.get("test", {}).items()}
+    values.update({key: value for key, value in final.get("report", {}).items()
+                   if key != "path"})
+    validation = [accuracy for phase in ("phase1", "phase2")
+                  for accuracy in metrics.get(phase, {}).get("history", {}).get("val_accuracy",
+                                                                                [])]
+    if validation:
+        values["best_val_accuracy"] = max(validation)
+    return values
+
+
+def _count(weights) -> int:
+    return sum(int(keras.ops.size(weight)) for weight in weights)
+
+
 def _trainable_summary(model: keras.Model) -> str:
-    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
-    total = sum(int(keras.ops.size(w)) for w in model.weights)
-    return f"{trainable:,} of {total:,} parameters trainable"
+    return f"{_count(model.trainable_weights):,} of {_count(model.weights):,} parameters trainable"
 
 
 def _run_summary(config: Config, run: PreparedRun) -> dict:
@@ -299,8 +346,12 @@ def _print_summary(metrics: dict, run_dir: str) -> None:
             print(f"{phase} test accuracy: {metrics[phase]['test']['accuracy']:.4f} "
                   f"(loss {metrics[phase]['test']['loss']:.4f})")
     print(f"Metrics: {os.path.join(run_dir, 'metrics.json')}")
+    for phase in ("phase1", "phase2"):
+        if "report" in metrics.get(phase, {}):
+            print(f"{phase} report: {metrics[phase]['report']['path']} (report.json, "
+                  "confusion_matrix.png, misclassified.png)")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}")
-    for variant, report in metrics.get("tflite", {}).items():
-        print(f"TFLite {variant}: {report['path']} (top-1 agreement "
-              f"{report['top1_agreement']:.3f})")
+    for variant, check in metrics.get("tflite", {}).items():
+        print(f"TFLite {variant}: {check['path']} (top-1 agreement "
+              f"{check['top1_agreement']:.3f})")
     print(f"SavedModel: {metrics['export']}")
