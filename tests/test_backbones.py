@@ -44,3 +44,17 @@ def test_classifier_saves_and_loads_with_safe_mode(tmp_path):
     np.testing.assert_allclose(loaded.predict(PIXELS, verbose=0), model.predict(PIXELS, verbose=0),
                                atol=1e-6)
     assert loaded.get_layer("preprocessing").backbone == "EfficientNetB0"
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "MobileNetV3Small", "ResNet50"])
+def test_recorded_parameter_counts_match_built_models(name):
+    """--list_backbones prints recorded counts (building all 40 takes over a minute)."""
+    import importlib.resources
+    import json
+
+    recorded = json.loads(importlib.resources.files("tlkeras").joinpath(
+        "backbone_params.json").read_text())["params"]
+    spec = backbones.get_spec(name)
+    model = spec.constructor(include_top=False, weights=None,
+                             input_shape=(spec.default_size, spec.default_size, 3))
+    assert recorded[name] == model.count_params()

@@ -17,6 +17,7 @@ from absl import app, flags
 
 from tlkeras import config as tlkeras_config  # Defines the data flags shared with training.
 from tlkeras.errors import ConfigError
+from tlkeras.versions import version_dir
 
 _MODEL = flags.DEFINE_string("model", None, "Export folder (its highest integer version is "
                              "used) or one version folder.", required=True)
@@ -33,7 +34,6 @@ def evaluate_export(config: tlkeras_config.Config, model_path: str, split: str,
     import tensorflow as tf
 
     from tlkeras import data, export, report
-    from tlkeras.predict import version_dir
 
     if os.path.exists(report_dir):
         raise ConfigError("report_dir", f"{report_dir!r} already exists",

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras.imaging import decode_and_resize
+from tlkeras.versions import next_version
 
 SERVING_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
@@ -35,13 +36,6 @@ IMAGE_BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "image"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 LABELS_FILE = os.path.join("assets.extra", "labels.txt")  # Class i on line i, for tools.
-
-
-def next_version(export_dir: str) -> int:
-    """One more than the highest integer version present, so no export overwrites another."""
-    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()] \
-        if os.path.isdir(export_dir) else []
-    return max(versions, default=0) + 1
 
 
 def export_saved_model(model: keras.Model, export_dir: str, class_names: list[str],

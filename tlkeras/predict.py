@@ -9,12 +9,13 @@ others are still predicted; the exit status is then 1 (0 when every image was pr
 """
 
 import json
-import os
 import sys
 
 from absl import app, flags
 
+from tlkeras.errors import ConfigError
 from tlkeras.image_files import expand_image_paths
+from tlkeras.versions import version_dir
 
 _MODEL = flags.DEFINE_string("model", None, "Export folder (its highest integer version is "
                              "used) or one version folder.", required=True)
@@ -22,18 +23,6 @@ _TOP_K = flags.DEFINE_integer("top_k", 3, "Classes printed per image (at most th
                               "--top_k, 5 by default).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per call of the signature.")
 _JSON = flags.DEFINE_bool("json", False, "One JSON object per line instead of text.")
-
-
-def version_dir(model_path: str) -> str:
-    """The version folder: `model_path` itself if it holds a SavedModel, else its newest version."""
-    if os.path.isfile(os.path.join(model_path, "saved_model.pb")):
-        return model_path
-    versions = [name for name in os.listdir(model_path) if name.isdigit()] \
-        if os.path.isdir(model_path) else []
-    if not versions:
-        raise app.UsageError(f"--model={model_path}: no saved_model.pb and no integer version "
-                             "folder in it; pass runs/<run>/export or runs/<run>/export/<N>.")
-    return os.path.join(model_path, max(versions, key=int))
 
 
 def predict_files(serve, paths: list[str], batch_size: int):
@@ -90,7 +79,11 @@ def main(argv):
         raise app.UsageError("no images given: pass image files or folders after the flags.")
     import tensorflow as tf  # Deferred so --help is fast.
 
-    serve = tf.saved_model.load(version_dir(_MODEL.value)).signatures["serving_default"]
+    try:
+        model_dir = version_dir(_MODEL.value)
+    except ConfigError as error:
+        raise app.UsageError(str(error)) from None
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     failures = 0
     for path, outputs, error in predict_files(serve, paths, _BATCH_SIZE.value):
         if error is not None:
