@@ -1,6 +1,8 @@
 """A real TFDS dataset for tests, prepared offline from a folder of the committed images."""
 
+import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from conftest import FASHION_MINI
 
@@ -33,3 +35,23 @@ class FashionMnistSmall(tfds.core.GeneratorBasedBuilder):
         for image in sorted(split_dir.glob("*/*.png")):
             yield f"{image.parent.name}/{image.name}", {"image": image,
                                                         "label": image.parent.name}
+
+
+class FashionBrightnessSmall(FashionMnistSmall):
+    """The same real images with a numeric label: each image's mean grey value (0-255).
+
+    Registered as `fashion_brightness_small`: the TFDS path of --task=regression.
+    """
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(28, 28, 1)),
+                "brightness": tfds.features.Scalar(dtype=np.float32)}),
+            supervised_keys=("image", "brightness"))
+
+    def _generate_examples(self, split_dir):
+        for image in sorted(split_dir.glob("*/*.png")):
+            brightness = np.asarray(Image.open(image).convert("L"), np.float32).mean()
+            yield f"{image.parent.name}/{image.name}", {"image": image, "brightness": brightness}

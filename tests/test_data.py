@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from fashion_small_tfds import FashionMnistSmall
+from fashion_small_tfds import FashionBrightnessSmall, FashionMnistSmall
 
 from conftest import FASHION_MINI
 from tlkeras import data
@@ -75,6 +75,26 @@ def test_tfds_dataset_by_name_with_validation_carved_from_train(small_image_dir,
                                           "has no split 'holdout'"):
         data.load(Config(dataset="fashion_mnist_small", data_dir=str(tmp_path),
                          test_split="holdout"), image_size=32)
+
+
+def test_tfds_numeric_label_gives_regression_targets_and_their_statistics(small_image_dir,
+                                                                         tmp_path):
+    FashionBrightnessSmall.source_dir = small_image_dir
+    config = Config(dataset="fashion_brightness_small", data_dir=str(tmp_path), batch_size=16,
+                    validation_fraction=0.25, task="regression")
+    splits = data.load(config, image_size=32)
+    images, targets = collect(splits.train.in_order())
+    assert targets.shape == (150, 1) and targets.dtype == np.float32
+    # The label is the mean grey value of the original 28x28 image; resizing keeps it close.
+    np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), targets[:, 0], atol=3)
+    assert splits.class_names == [] and splits.targets.names == ["brightness"]
+    np.testing.assert_allclose(splits.targets.mean, targets.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(splits.targets.std, targets.std(axis=0), rtol=1e-4)
+    assert collect(splits.test)[1].shape == (80, 1)
+    with pytest.raises(ConfigError, match="^--task: TFDS dataset 'fashion_mnist_small' has no "
+                                          r"\(image, numeric label\)"):
+        data.load(Config(dataset="fashion_mnist_small", data_dir=str(tmp_path),
+                         task="regression"), image_size=32)
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ DATA = "tlkeras (1) data"
 MODEL = "tlkeras (2) model"
 PHASE1 = "tlkeras (3) phase 1: feature extraction"
 PHASE2 = "tlkeras (4) phase 2: fine-tuning"
-EXPORT = "tlkeras (5) export"
-RUNTIME = "tlkeras (6) outputs and runtime"
+DISTILL = "tlkeras (5) knowledge distillation"
+EXPORT = "tlkeras (6) export"
+RUNTIME = "tlkeras (7) outputs and runtime"
 
 # Data.
 flags.DEFINE_string("dataset", None, "TFDS image-classification dataset name, e.g. `cifar10`. "
@@ -66,6 +67,17 @@ flags.DEFINE_integer("image_size", 0, "Square input size in pixels; 0 uses the b
 flags.DEFINE_bool("list_backbones", False, "Print every backbone with its default input size "
                   "and parameter count, then exit.", module_name=MODEL)
 flags.DEFINE_float("dropout", 0.2, "Dropout rate before the new Dense head.", module_name=MODEL)
+flags.DEFINE_enum("task", "classification", ["classification", "regression"], "What the head "
+                  "predicts. classification: one class per image (softmax head, class folders "
+                  "or a TFDS class label). regression: one or more real numbers per image "
+                  "(linear head) from <image_dir>/<split>.csv (header `path,<target>...`, paths "
+                  "relative to <image_dir>/<split>/) or a TFDS dataset with a numeric label; "
+                  "targets are normalised with the training split's mean and deviation and "
+                  "the model, checkpoint and export predict in the original units.",
+                  module_name=MODEL)
+flags.DEFINE_enum("regression_loss", "mse", ["mse", "huber"], "--task=regression loss, on "
+                  "targets scaled to unit variance (Huber with delta 1 resists outliers).",
+                  module_name=MODEL)
 
 # Phase 1: feature extraction.
 flags.DEFINE_integer("epochs", 5, "Phase 1 epochs: frozen backbone, new head trained.",
@@ -92,6 +104,19 @@ flags.DEFINE_string("unfreeze", "0.3", "What phase 2 unfreezes, counted from the
                     "decimal point (e.g. 0.3 = the top 30% of layers, 1.0 = all), or a layer "
                     "name (that layer and all above it, e.g. block_13_expand). BatchNormalization "
                     "layers stay frozen.", module_name=PHASE2)
+
+# Knowledge distillation.
+flags.DEFINE_string("distill_from", None, "Teacher for knowledge distillation: a tlkeras run "
+                    "folder, its export/ folder or one export version. The student (--backbone) "
+                    "trains through both phases on the teacher's softened probabilities mixed "
+                    "with the true labels; the teacher's outputs are computed once, in "
+                    "inference mode, and cached with the data. Classification only; the "
+                    "classes must equal the teacher's.", module_name=DISTILL)
+flags.DEFINE_float("distill_temperature", 4.0, "Softmax temperature T for the teacher's and the "
+                   "student's probabilities in the distillation term (> 0; higher is softer).",
+                   module_name=DISTILL)
+flags.DEFINE_float("distill_alpha", 0.1, "Weight of the true-label cross-entropy; the "
+                   "distillation term gets 1 - alpha (in [0, 1]).", module_name=DISTILL)
 
 # Export.
 flags.DEFINE_integer("top_k", 5, "The SavedModel's serving signatures also return the top K "
@@ -151,6 +176,8 @@ class Config:
     weights: str = "imagenet"
     image_size: int = 0
     dropout: float = 0.2
+    task: str = "classification"
+    regression_loss: str = "mse"
     epochs: int = 5
     feature_cache: str = "auto"
     optimizer: str = "adam"
@@ -159,6 +186,9 @@ class Config:
     fine_tune_optimizer: str = "adam"
     fine_tune_learning_rate: float = 1e-5
     unfreeze: str = "0.3"
+    distill_from: str | None = None
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.1
     top_k: int = 5
     export_tflite: tuple[str, ...] = ()
     output_dir: str = "runs"
@@ -210,6 +240,7 @@ def validate(config: Config) -> None:
     _require(config.learning_rate > 0, "learning_rate", "must be positive")
     _require(config.fine_tune_learning_rate > 0, "fine_tune_learning_rate", "must be positive")
     _validate_unfreeze(config)
+    _validate_distillation(config)
     _require(config.top_k >= 1, "top_k", f"must be >= 1, got {config.top_k}")
     unknown = set(config.export_tflite) - set(TFLITE_VARIANTS)
     _require(not unknown, "export_tflite", f"unknown variant(s) {sorted(unknown)}; choose from "
@@ -223,6 +254,16 @@ def _validate_unfreeze(config: Config) -> None:
                  "--fine_tune_epochs=0 to skip phase 2)")
     if fraction is not None:
         _require(0 < fraction <= 1, "unfreeze", f"a fraction must be in (0, 1], got {fraction}")
+
+
+def _validate_distillation(config: Config) -> None:
+    _require(config.distill_temperature > 0, "distill_temperature",
+             f"must be positive, got {config.distill_temperature}")
+    _require(0 <= config.distill_alpha <= 1, "distill_alpha",
+             f"must be in [0, 1], got {config.distill_alpha}")
+    if config.distill_from and config.task != "classification":
+        raise ConfigError("distill_from", "distillation trains a classifier on a classifier's "
+                          "probabilities", "Drop --distill_from, or use --task=classification.")
 
 
 def parse_unfreeze(value: str) -> tuple[int | None, float | None, str | None]:

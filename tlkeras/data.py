@@ -1,10 +1,13 @@
 """Input pipelines: TFDS datasets by name or a folder of class subfolders, as batched `tf.data`.
 
 Every split yields `(image, label)` with `image` a float32 [H, W, 3] RGB tensor in 0-255 at the
-model's input size and `label` an integer class id. Preprocessing for the backbone happens inside
-the model, so the same raw pixels feed training, evaluation and the exported SavedModel.
+model's input size and `label` an integer class id, or for --task=regression a float32 vector of
+targets (from `<image_dir>/<split>.csv` or a TFDS numeric label). Preprocessing for the
+backbone happens inside the model, so the same raw pixels feed training, evaluation and the
+exported SavedModel.
 """
 
+import csv
 import dataclasses
 import logging
 import math
@@ -62,8 +65,25 @@ EPOCH_SEED_STRIDE = 1_000_003  # Distinct shuffle seeds for every (--seed, epoch
 
 
 @dataclasses.dataclass
+class Targets:
+    """Regression targets: names in output order, and the training split's mean and deviation."""
+
+    names: list[str]
+    mean: np.ndarray
+    std: np.ndarray  # A constant target gets 1, so normalising never divides by zero.
+
+    @classmethod
+    def fit(cls, names: list[str], values: np.ndarray) -> "Targets":
+        std = values.std(axis=0)
+        return cls(names, values.mean(axis=0), np.where(std > 0, std, 1.0))
+
+
+@dataclasses.dataclass
 class DataSplits:
-    """Training epochs, batched validation/test pipelines, class names in label order, sizes."""
+    """Training epochs, batched validation/test pipelines, class names in label order, sizes.
+
+    For --task=regression `class_names` is empty and `targets` describes the targets.
+    """
 
     train: TrainingData
     validation: tf.data.Dataset
@@ -73,6 +93,12 @@ class DataSplits:
     images_cached: bool  # Decoded, resized images kept in memory after the first epoch.
     batch_size: int  # Global batch size.
     skipped_files: list[str]  # Image-folder files that do not decode, left out of every split.
+    targets: Targets | None = None
+
+    @property
+    def output_names(self) -> list[str]:
+        """What the model's outputs are: class names, or regression target names."""
+        return self.targets.names if self.targets else self.class_names
 
 
 def load(config: Config, image_size: int, batch_size: int | None = None) -> DataSplits:
@@ -81,16 +107,20 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
     `batch_size` is the global batch (per-replica --batch_size x replicas); default --batch_size.
     """
     batch_size = batch_size or config.batch_size
-    load_source = _load_image_folder if config.image_dir else _load_tfds
-    train, validation, test, class_names, skipped = load_source(config, image_size)
+    regression = config.task == "regression"
+    load_source = ((_load_regression_folder if regression else _load_image_folder)
+                   if config.image_dir else _load_tfds)
+    train, validation, test, names, skipped, train_targets = load_source(config, image_size)
+    class_names, targets = ([], Targets.fit(names, train_targets)) if regression else (names, None)
     splits = {"train": train, "validation": validation, "test": test}
     sizes = {name: _size(dataset) for name, dataset in splits.items() if dataset is not None}
     known = None not in sizes.values()
     cache = known and fits_in_memory(sum(sizes.values()), image_size * image_size * 3 * 4,
                                      config.cache_memory_mb)  # float32 RGB after resizing
     in_memory = "" if cache else None
-    log.info("Data: %s examples per split, %d classes; decoded images %s.", sizes,
-             len(class_names), "cached in memory" if cache else
+    log.info("Data: %s examples per split, %s; decoded images %s.", sizes,
+             f"targets {names}" if regression else f"{len(names)} classes",
+             "cached in memory" if cache else
              f"decoded every epoch (over --cache_memory_mb={config.cache_memory_mb} or size "
              "unknown)")
     return DataSplits(
@@ -98,7 +128,7 @@ def load(config: Config, image_size: int, batch_size: int | None = None) -> Data
         validation=pipeline(validation, config, batch_size, in_memory),
         test=None if test is None else pipeline(test, config, batch_size, in_memory),
         class_names=class_names, sizes=sizes, images_cached=cache, batch_size=batch_size,
-        skipped_files=skipped)
+        skipped_files=skipped, targets=targets)
 
 
 def _size(dataset: tf.data.Dataset) -> int | None:
@@ -180,7 +210,8 @@ def load_split(config: Config, split: str, image_size: int):
 
 def _load_tfds(config: Config, image_size: int):
     builder = _tfds_builder(config)
-    image_key, label_key = _supervised_keys(builder, config.dataset)
+    regression = config.task == "regression"
+    image_key, label_key = _supervised_keys(builder, config.dataset, regression)
     train_split, validation_split = _tfds_train_validation_splits(builder, config)
     splits = [train_split, validation_split] + ([config.test_split] if config.test_split else [])
     datasets = builder.as_dataset(split=splits, as_supervised=True,
@@ -189,7 +220,24 @@ def _load_tfds(config: Config, image_size: int):
     resize = _resizer(image_size)
     datasets = [ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets]
     test = datasets[2] if config.test_split else None
-    return datasets[0], datasets[1], test, builder.info.features[label_key].names, []
+    if not regression:
+        return datasets[0], datasets[1], test, builder.info.features[label_key].names, [], None
+    datasets = [dataset.map(_as_target_vector) for dataset in datasets]
+    test = datasets[2] if config.test_split else None
+    train_targets = np.stack(list(builder.as_dataset(
+        split=train_split, decoders={image_key: tfds.decode.SkipDecoding()}).map(
+        lambda example: _as_target_vector(None, example[label_key])[1]).as_numpy_iterator()))
+    names = _tfds_target_names(label_key, train_targets.shape[1])
+    return datasets[0], datasets[1], test, names, [], train_targets
+
+
+def _as_target_vector(image, target):
+    """A TFDS numeric label as a float32 vector: a scalar becomes [1]."""
+    return image, tf.reshape(tf.cast(target, tf.float32), [-1])
+
+
+def _tfds_target_names(label_key: str, count: int) -> list[str]:
+    return [label_key] if count == 1 else [f"{label_key}_{i}" for i in range(count)]
 
 
 def _tfds_builder(config: Config):
@@ -209,11 +257,22 @@ def _tfds_builder(config: Config):
     return builder
 
 
-def _supervised_keys(builder, name: str) -> tuple[str, str]:
+def _supervised_keys(builder, name: str, regression: bool = False) -> tuple[str, str]:
     keys = builder.info.supervised_keys
-    if not keys or not isinstance(builder.info.features[keys[1]], tfds.features.ClassLabel):
+    label = builder.info.features[keys[1]] if keys else None
+    if regression:
+        numeric = (isinstance(label, tfds.features.Tensor)  # ClassLabel is a Tensor too.
+                   and not isinstance(label, tfds.features.ClassLabel) and len(label.shape) <= 1
+                   and (label.tf_dtype.is_floating or label.tf_dtype.is_integer))
+        if not numeric:
+            raise ConfigError("task", f"TFDS dataset {name!r} has no (image, numeric label) "
+                              "supervised keys for --task=regression", "Pass a dataset whose "
+                              "label is a number or a vector of numbers, or a CSV of targets "
+                              "beside an --image_dir.")
+    elif not isinstance(label, tfds.features.ClassLabel):
         raise ConfigError("dataset", f"TFDS dataset {name!r} has no (image, class label) "
-                          "supervised keys", "Pass an image-classification dataset.")
+                          "supervised keys", "Pass an image-classification dataset, or "
+                          "--task=regression for a numeric label.")
     return keys[0], keys[1]
 
 
@@ -272,7 +331,74 @@ def _load_image_folder(config: Config, image_size: int):
                     ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
     datasets = [None if split is None else _decode_files(split, image_size)
                 for split in (train, validation, test)]
-    return (*datasets, class_names, skipped)
+    return (*datasets, class_names, skipped, None)
+
+
+def _load_regression_folder(config: Config, image_size: int):
+    """Reads `<image_dir>/<split>.csv` (path,<target>...) for the images of each split."""
+    skipped = []
+
+    def files(split_flag):
+        labelled, names = _read_targets_csv(config, split_flag)
+        readable, unreadable = _split_readable(labelled)
+        skipped.extend(unreadable)
+        if not readable:
+            raise ConfigError("image_dir", f"no image listed in the --{split_flag} CSV "
+                              "decodes", "Check the paths in its first column.")
+        order = np.random.default_rng(config.seed).permutation(len(readable))
+        return [readable[i] for i in order], names
+
+    train, names = files("train_split")
+    if config.validation_split:
+        validation = _same_targets(files("validation_split"), names, "validation_split")
+    else:
+        held_out = max(1, round(len(train) * config.validation_fraction))
+        train, validation = train[:-held_out], train[-held_out:]
+    test = _same_targets(files("test_split"), names, "test_split") if config.test_split \
+        else None
+    if skipped:
+        log.warning("Skipped %d listed file(s) that are missing or do not decode as images: "
+                    "%s%s", len(skipped), ", ".join(skipped[:20]),
+                    " ..." if len(skipped) > 20 else "")
+    datasets = [None if split is None else _decode_files(split, image_size)
+                for split in (train, validation, test)]
+    return (*datasets, names, skipped, np.stack([target for _, target in train]))
+
+
+def _same_targets(split_files, names: list[str], split_flag: str):
+    files, split_names = split_files
+    if split_names != names:
+        raise ConfigError("image_dir", f"the --{split_flag} CSV has targets {split_names}, "
+                          f"the training CSV {names}", "Give every split's CSV the same header.")
+    return files
+
+
+def _read_targets_csv(config: Config, split_flag: str):
+    """([(image path, float32 targets)], target names) from `<image_dir>/<split>.csv`."""
+    split = getattr(config, split_flag)
+    path = os.path.join(config.image_dir, f"{split}.csv")
+    fix = (f"Write {path} with a header `path,<target name>[,<target name>...]` and one row "
+           f"per image: its path relative to {os.path.join(config.image_dir, split)}/, then "
+           "its target values.")
+    if not os.path.isfile(path):
+        raise ConfigError(split_flag, f"--task=regression needs the targets file {path!r}", fix)
+    with open(path, newline="") as file:
+        rows = [row for row in csv.reader(file) if row]
+    if len(rows) < 2 or len(rows[0]) < 2 or rows[0][0].strip() != "path":
+        raise ConfigError(split_flag, f"{path!r} has no `path,<target>...` header and rows", fix)
+    names = [name.strip() for name in rows[0][1:]]
+    labelled = []
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            values = np.array([float(value) for value in row[1:]], np.float32)
+        except ValueError:
+            values = np.array([])
+        if len(row) != len(names) + 1 or not np.isfinite(values).all() or \
+                len(values) != len(names):
+            raise ConfigError(split_flag, f"{path}, line {line}: expected an image path and "
+                              f"{len(names)} finite number(s), got {row}", fix)
+        labelled.append((os.path.join(config.image_dir, split, row[0].strip()), values))
+    return labelled, names
 
 
 def _labelled_files(directory: str, class_names: list[str]) -> list[tuple[str, int]]:

@@ -17,7 +17,7 @@ from absl import app, flags
 
 from tlkeras import config as tlkeras_config  # Defines the data flags shared with training.
 from tlkeras.errors import ConfigError
-from tlkeras.versions import version_dir
+from tlkeras.versions import LABELS_FILE, version_dir
 
 _MODEL = flags.DEFINE_string("model", None, "Export folder (its highest integer version is "
                              "used) or one version folder.", required=True)
@@ -40,9 +40,13 @@ def evaluate_export(config: tlkeras_config.Config, model_path: str, split: str,
                           "Pass a new --report_dir; earlier reports are never overwritten.")
     model_dir = version_dir(model_path)
     serve = tf.saved_model.load(model_dir).signatures[export.PIXELS_SIGNATURE]
+    if "probabilities" not in serve.structured_outputs:
+        raise ConfigError("model", f"{model_dir!r} is a regression export, and this report is "
+                          "for classifiers", "For a regressor, read report/<phase>/report.json "
+                          "in its run folder (MAE, RMSE, R^2 per target on the test split).")
     image_size = int(serve.structured_input_signature[1][export.PIXELS_INPUT].shape[1])
     batches, class_names, skipped = data.load_split(config, split, image_size)
-    _check_classes(os.path.join(model_dir, export.LABELS_FILE), class_names)
+    _check_classes(os.path.join(model_dir, LABELS_FILE), class_names)
     predictions = report.collect_predictions(
         lambda images: serve(**{export.PIXELS_INPUT: images})["probabilities"], batches)
     result = report.write_report(predictions, class_names, config.top_k, report_dir,

@@ -10,11 +10,13 @@ Layout `<export_dir>/<integer version>/` (tag `serve`), a new version per export
   callers that decode themselves.
 
 Both return `probabilities` [N, classes], `class_ids` [N], `class_names` [N] (labels baked in),
-`top_k_scores`, `top_k_class_ids`, `top_k_class_names` [N, k]. A string that is not an image fails
+`top_k_scores`, `top_k_class_ids`, `top_k_class_names` [N, k]; a regression model returns
+`predictions` [N, targets] in the targets' own units instead. A string that is not an image fails
 the whole request with TensorFlow's `InvalidArgumentError` ("Unknown image file format..."), which
 TF Serving returns as `{"error": ...}`: never a silent garbage answer.
 
-`assets.extra/labels.txt` lists the class names (line i is class id i) for tools such as
+`assets.extra/labels.txt` lists the class names (line i is class id i), or the regression
+targets (line i is column i of `predictions`), for tools such as
 `python -m tlkeras.evaluate`. `assets.extra/tf_serving_warmup_requests` holds real requests
 that TF Serving replays on load, so the first user request is not the slow one. The version is
 written to a hidden folder and renamed into place, because TF Serving loads any integer-named
@@ -28,26 +30,27 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras.imaging import decode_and_resize
-from tlkeras.versions import next_version
+from tlkeras.versions import LABELS_FILE, next_version
 
 SERVING_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "serving_pixels"
 IMAGE_BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "image"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-LABELS_FILE = os.path.join("assets.extra", "labels.txt")  # Class i on line i, for tools.
 
 
 def export_saved_model(model: keras.Model, export_dir: str, class_names: list[str],
-                       warmup_pixels: np.ndarray, top_k: int = 5) -> str:
+                       warmup_pixels: np.ndarray, top_k: int = 5,
+                       regression: bool = False) -> str:
     """Writes `model` as a new SavedModel version; returns the version's path.
 
-    `warmup_pixels` ([N, H, W, 3] real images, 0-255) become the PNG warm-up requests.
+    `class_names` are the regression target names when `regression`. `warmup_pixels`
+    ([N, H, W, 3] real images, 0-255) become the PNG warm-up requests.
     """
     os.makedirs(export_dir, exist_ok=True)
     version_dir = os.path.join(export_dir, str(next_version(export_dir)))
     partial_dir = os.path.join(export_dir, f".partial-{os.path.basename(version_dir)}")
-    module, signatures = serving_module(model, class_names, top_k)
+    module, signatures = serving_module(model, class_names, top_k, regression)
     tf.saved_model.save(module, partial_dir, signatures=signatures)
     write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE), encode_png(warmup_pixels))
     with open(os.path.join(partial_dir, LABELS_FILE), "w") as file:
@@ -56,7 +59,8 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: list[st
     return version_dir
 
 
-def serving_module(model: keras.Model, class_names: list[str], top_k: int):
+def serving_module(model: keras.Model, class_names: list[str], top_k: int,
+                   regression: bool = False):
     """A `tf.Module` holding the model's variables once, and its two signature functions.
 
     Not `model.export()` / `keras.export.ExportArchive`: in Keras 3.15 they store every weight
@@ -67,7 +71,7 @@ def serving_module(model: keras.Model, class_names: list[str], top_k: int):
     height, width = model.input.shape[1:3]
     k = min(top_k, len(class_names))
 
-    def predictions(pixels):
+    def classify(pixels):
         labels = tf.constant(class_names)
         probabilities = model(pixels, training=False)
         class_ids = tf.argmax(probabilities, axis=-1)
@@ -76,6 +80,11 @@ def serving_module(model: keras.Model, class_names: list[str], top_k: int):
                 "class_names": tf.gather(labels, class_ids), "top_k_scores": top_k_scores,
                 "top_k_class_ids": tf.cast(top_k_ids, tf.int64),
                 "top_k_class_names": tf.gather(labels, top_k_ids)}
+
+    def regress(pixels):
+        return {"predictions": model(pixels, training=False)}
+
+    predictions = regress if regression else classify
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):

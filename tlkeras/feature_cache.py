@@ -6,8 +6,8 @@ keras.io recipe recomputes it anyway. Here the first epoch computes the features
 extractor called batch by batch) and `tf.data.Dataset.cache` keeps them, in memory when they fit
 in --cache_memory_mb, else in a file in the run folder; later epochs train the head on them.
 
-The head trained on features is built from the classifier's own Dropout and Dense layers (the same
-layer objects), so its weights are the full model's weights: phase 2 and the export need no copy.
+The head trained on features is built from the model's own head layers (the same layer objects),
+so its weights are the full model's weights: phase 2 and the export need no copy.
 """
 
 import os
@@ -17,8 +17,7 @@ import tensorflow as tf
 
 from tlkeras import data
 from tlkeras.config import Config
-
-FEATURE_LAYER = "pooling"  # Output of the backbone's global pooling in tlkeras.model.
+from tlkeras.model import FEATURE_LAYER, head_layers
 
 
 def decide(config: Config) -> tuple[bool, str]:
@@ -38,11 +37,13 @@ def decide(config: Config) -> tuple[bool, str]:
 
 
 def head_model(model: keras.Model) -> keras.Model:
-    """pooled features -> the classifier's Dropout and Dense layers (shared, not copied)."""
+    """pooled features -> the model's head layers (shared, not copied)."""
     features = keras.Input(shape=model.get_layer(FEATURE_LAYER).output.shape[1:],
                            name="features")
-    x = model.get_layer("dropout")(features)
-    return keras.Model(features, model.get_layer("probabilities")(x), name="head")
+    x = features
+    for layer in head_layers(model):
+        x = layer(x)
+    return keras.Model(features, x, name="head")
 
 
 def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | None,

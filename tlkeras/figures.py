@@ -17,6 +17,7 @@ DPI = 100
 CONFUSION_INCHES = 8  # The confusion matrix PNG is 800 x 800 pixels.
 GRID_COLUMNS = 5
 GRID_CELL_INCHES = 2  # Each misclassified image gets a 200 x 200 pixel cell.
+SCATTER_INCHES = 5  # Each regression target's scatter plot is 500 x 500 pixels.
 
 
 def confusion_matrix_png(confusion: np.ndarray, class_names: list[str], title: str) -> bytes:
@@ -67,3 +68,19 @@ def log_to_tensorboard(log_dir: str, images: dict[str, bytes], step: int) -> Non
     with tf.summary.create_file_writer(log_dir).as_default():
         for name, png in images.items():
             tf.summary.image(name, tf.image.decode_png(png, channels=4)[tf.newaxis], step=step)
+
+
+def predicted_vs_true_png(true: np.ndarray, predicted: np.ndarray, names: list[str],
+                          title: str) -> bytes:
+    """Regression: one scatter per target, predicted against true, with the y = x line."""
+    figure, axes = plt.subplots(1, len(names), dpi=DPI, squeeze=False,
+                                figsize=(SCATTER_INCHES * len(names), SCATTER_INCHES))
+    for index, (cell, name) in enumerate(zip(axes.flat, names, strict=True)):
+        low = min(true[:, index].min(), predicted[:, index].min())
+        high = max(true[:, index].max(), predicted[:, index].max())
+        cell.plot([low, high], [low, high], color="grey", linewidth=1)
+        cell.scatter(true[:, index], predicted[:, index], s=6, alpha=0.5)
+        cell.set_xlabel(f"true {name}")
+        cell.set_ylabel(f"predicted {name}")
+    figure.suptitle(f"Predicted vs true {title}".strip())
+    return _png(figure)

@@ -4,18 +4,20 @@
 
 Loads the export (the highest version, or the version folder given) and sends the files' bytes
 through its `serving_default` signature, as TF Serving would: no training code, no Keras model.
+A classifier's top-k classes are printed; a regressor's targets, by the names in its labels file.
 Folders are searched for images. A file the model cannot decode is reported on stderr and the
 others are still predicted; the exit status is then 1 (0 when every image was predicted).
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
 
 from tlkeras.errors import ConfigError
 from tlkeras.image_files import expand_image_paths
-from tlkeras.versions import version_dir
+from tlkeras.versions import LABELS_FILE, version_dir
 
 _MODEL = flags.DEFINE_string("model", None, "Export folder (its highest integer version is "
                              "used) or one version folder.", required=True)
@@ -63,7 +65,14 @@ def _reason(message: str) -> str:
     return [line for line in lines if line and not line.startswith("[[")][-1]
 
 
-def format_prediction(path: str, outputs: dict, top_k: int, as_json: bool) -> str:
+def format_prediction(path: str, outputs: dict, top_k: int, as_json: bool,
+                      target_names: list[str] = ()) -> str:
+    if "predictions" in outputs:  # A regressor.
+        values = {name: float(value) for name, value in
+                  zip(target_names, outputs["predictions"], strict=True)}
+        if as_json:
+            return json.dumps({"path": path, "predictions": values})
+        return f"{path}: " + ", ".join(f"{name} {value:.4g}" for name, value in values.items())
     top = [(name.decode(), float(score)) for name, score in
            zip(outputs["top_k_class_names"][:top_k], outputs["top_k_scores"][:top_k],
                strict=True)]
@@ -84,16 +93,23 @@ def main(argv):
     except ConfigError as error:
         raise app.UsageError(str(error)) from None
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    target_names = _output_names(model_dir)
     failures = 0
     for path, outputs, error in predict_files(serve, paths, _BATCH_SIZE.value):
         if error is not None:
             failures += 1
             print(f"{path}: cannot predict: {error}", file=sys.stderr)
         else:
-            print(format_prediction(path, outputs, _TOP_K.value, _JSON.value))
+            print(format_prediction(path, outputs, _TOP_K.value, _JSON.value, target_names))
     if failures:
         print(f"{failures} of {len(paths)} files could not be read as images.", file=sys.stderr)
         sys.exit(1)
+
+
+def _output_names(model_dir: str) -> list[str]:
+    """The export's labels file: class names, or a regressor's target names."""
+    with open(os.path.join(model_dir, LABELS_FILE)) as file:
+        return file.read().splitlines()
 
 
 if __name__ == "__main__":

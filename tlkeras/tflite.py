@@ -1,7 +1,8 @@
 """TFLite export for on-device use, checked against the Keras model with the TFLite interpreter.
 
 The TFLite model takes raw 0-255 RGB pixels (float32 [N, H, W, 3], as `serving_pixels`) and
-returns the class probabilities; `labels.txt` beside it names the classes. Variants:
+returns the class probabilities (or a regressor's predictions); `labels.txt` beside it names the
+classes (or targets). Variants:
 `float32` (no quantisation), `float16` (weights stored in float16, half the size) and
 `dynamic_int8` (dynamic-range quantisation: int8 weights, float activations, ~4x smaller).
 """
@@ -36,8 +37,12 @@ def predict(tflite_path: str, pixels: np.ndarray) -> np.ndarray:
 
 
 def export_and_verify(model: keras.Model, out_dir: str, variants: list[str],
-                      class_names: list[str], pixels: np.ndarray) -> dict:
-    """Writes each variant plus labels.txt; reports size and agreement with the Keras model."""
+                      class_names: list[str], pixels: np.ndarray,
+                      regression: bool = False) -> dict:
+    """Writes each variant plus labels.txt; reports size and agreement with the Keras model.
+
+    Top-1 agreement only for classifiers; the max abs difference for both.
+    """
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "labels.txt"), "w") as file:
         file.write("".join(f"{name}\n" for name in class_names))
@@ -47,8 +52,9 @@ def export_and_verify(model: keras.Model, out_dir: str, variants: list[str],
         path = os.path.join(out_dir, f"model_{variant}.tflite")
         write(model, path, variant)
         actual = predict(path, pixels)
-        report[variant] = {
-            "path": path, "bytes": os.path.getsize(path), "images": len(pixels),
-            "top1_agreement": float(np.mean(actual.argmax(1) == expected.argmax(1))),
-            "max_abs_diff": float(np.abs(actual - expected).max())}
+        report[variant] = {"path": path, "bytes": os.path.getsize(path), "images": len(pixels),
+                           "max_abs_diff": float(np.abs(actual - expected).max())}
+        if not regression:
+            report[variant]["top1_agreement"] = float(np.mean(actual.argmax(1) ==
+                                                              expected.argmax(1)))
     return report

@@ -23,16 +23,17 @@ from tlkeras import (
     feature_cache,
     finetune,
     hparams,
+    regression_report,
     report,
     resume,
     rundir,
+    tasks,
     tflite,
 )
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError, TrainingStopped
-from tlkeras.model import build_augmentation, build_classifier
+from tlkeras.model import build_augmentation, build_classifier, build_regressor
 
-LOSS = "sparse_categorical_crossentropy"
 BANNER = "=" * 78  # Frames the phase banners in the log.
 WARMUP_IMAGES = 4  # Real images in TF Serving's warm-up requests.
 TFLITE_CHECK_IMAGES = 200  # Held-out images on which TFLite is compared with Keras.
@@ -48,6 +49,7 @@ class Phase:
     epochs: int
     optimizer: keras.optimizers.Optimizer
     jit_compile: str | bool = "auto"
+    task: tasks.Task = tasks.Task()
 
 
 def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -75,6 +77,7 @@ class PreparedRun:
     model: keras.Model
     strategy: tf.distribute.Strategy
     resuming: bool  # The run folder holds this command's unfinished run, to be continued.
+    task: tasks.Task
 
 
 def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
@@ -86,25 +89,43 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
     jit_compile = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
     keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
     with strategy.scope():  # Variables are created per replica.
-        phases = (Phase("phase1", 0, config.epochs,
-                        make_optimizer("optimizer", config.optimizer, config.learning_rate),
-                        jit_compile),
-                  Phase("phase2", config.epochs, config.fine_tune_epochs,
-                        make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
-                                       config.fine_tune_learning_rate), jit_compile))
+        optimizers = (make_optimizer("optimizer", config.optimizer, config.learning_rate),
+                      make_optimizer("fine_tune_optimizer", config.fine_tune_optimizer,
+                                     config.fine_tune_learning_rate))
         backbone = backbones.build_backbone(spec, image_size, config.weights)
         plan = finetune.plan_unfreeze(backbone, config.unfreeze) if config.fine_tune_epochs \
             else None
         splits = data.load(config, image_size,  # Last: a TFDS download is the largest cost.
                            batch_size=config.batch_size * strategy.num_replicas_in_sync)
+        task = make_task(config, splits)
         # Seed again: preparing a TFDS dataset draws random numbers, and the head's initial
         # weights must not depend on whether this run had to prepare it.
         keras.utils.set_random_seed(config.seed)
-        model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout,
-                                 build_augmentation(config.augment_flip,
-                                                    config.augment_translate))
+        model = build_model(config, backbone, spec.name, splits)
+    phases = (Phase("phase1", 0, config.epochs, optimizers[0], jit_compile, task),
+              Phase("phase2", config.epochs, config.fine_tune_epochs, optimizers[1], jit_compile,
+                    task))
     return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model,
-                       strategy, resuming)
+                       strategy, resuming, task)
+
+
+def make_task(config: Config, splits: data.DataSplits) -> tasks.Task:
+    """The run's objective: classification, or regression on the training targets' scale."""
+    if splits.targets is None:
+        return tasks.Task()
+    return tasks.Task(tasks.REGRESSION, config.regression_loss,
+                      tuple(float(std) for std in splits.targets.std))
+
+
+def build_model(config: Config, backbone: keras.Model, backbone_name: str,
+                splits: data.DataSplits) -> keras.Model:
+    """The classifier or, for --task=regression, the regressor on `backbone`."""
+    augmentation = build_augmentation(config.augment_flip, config.augment_translate)
+    if splits.targets is not None:
+        return build_regressor(backbone, backbone_name, splits.targets.mean,
+                               splits.targets.std, config.dropout, augmentation)
+    return build_classifier(backbone, backbone_name, len(splits.class_names), config.dropout,
+                            augmentation)
 
 
 def train_and_evaluate(config: Config) -> dict:
@@ -120,9 +141,9 @@ def train_and_evaluate(config: Config) -> dict:
     log.info("Strategy %s: %d replica(s), global batch %d.", config.strategy,
              strategy.num_replicas_in_sync, run.splits.batch_size)
     rundir.create(config, run.run_dir, resuming=run.resuming)
-    rundir.write_labels(run.run_dir, run.splits.class_names)
+    rundir.write_labels(run.run_dir, run.splits.output_names)
     metrics_path = os.path.join(run.run_dir, "metrics.json")
-    callbacks, backups = _callbacks(run.run_dir, run.model)
+    callbacks, backups = _callbacks(run.run_dir, run.model, run.task)
     metrics = _run_summary(config, run)
     if run.resuming:  # Keep what finished phases recorded; note where this run picks up.
         metrics = {**rundir.read_metrics(run.run_dir), **metrics}
@@ -141,7 +162,8 @@ def train_and_evaluate(config: Config) -> dict:
 
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
-    hparams.log_hparams(os.path.join(run.run_dir, "logs"), config, _final_metrics(metrics))
+    hparams.log_hparams(os.path.join(run.run_dir, "logs"), config,
+                        _final_metrics(metrics, run.task))
     rundir.write_json(metrics_path, metrics)  # With "export" in it, the run counts as finished.
     backups.remove()
     _print_summary(metrics, run.run_dir)
@@ -195,16 +217,17 @@ def _export(config: Config, run: PreparedRun) -> dict:
     held_out = run.splits.test if run.splits.test is not None else run.splits.validation
     pixels = next(iter(held_out.unbatch().batch(TFLITE_CHECK_IMAGES)))[0].numpy()
     exported = {"export": export.export_saved_model(
-        run.model, os.path.join(run.run_dir, "export"), run.splits.class_names,
-        warmup_pixels=pixels[:WARMUP_IMAGES], top_k=config.top_k)}
+        run.model, os.path.join(run.run_dir, "export"), run.splits.output_names,
+        warmup_pixels=pixels[:WARMUP_IMAGES], top_k=config.top_k,
+        regression=run.task.regression)}
     if config.export_tflite:
         exported["tflite"] = tflite.export_and_verify(
             run.model, os.path.join(run.run_dir, "tflite"), list(config.export_tflite),
-            run.splits.class_names, pixels)
+            run.splits.output_names, pixels, regression=run.task.regression)
         for variant, check in exported["tflite"].items():
-            log.info("TFLite %s: %s, %.1f MB, top-1 agreement with Keras %.3f on %d images, "
+            log.info("TFLite %s: %s, %.1f MB; against Keras on %d images: top-1 agreement %s, "
                      "max abs diff %.2g.", variant, check["path"], check["bytes"] / 1e6,
-                     check["top1_agreement"], check["images"], check["max_abs_diff"])
+                     check["images"], check.get("top1_agreement", "n/a"), check["max_abs_diff"])
     return exported
 
 
@@ -239,7 +262,7 @@ def fit(model: keras.Model, train: data.TrainingData, validation, phase: Phase,
     With `backups`, a phase that a killed run had started continues after its last backed-up
     epoch, and every finished epoch is backed up.
     """
-    model.compile(optimizer=phase.optimizer, loss=LOSS, metrics=["accuracy"],
+    model.compile(optimizer=phase.optimizer, **phase.task.training_compile_args(),
                   jit_compile=phase.jit_compile)
     record = (backups and backups.restore(model, phase.name)) or \
         resume.PhaseRecord(phase.name, phase.first_epoch)
@@ -264,11 +287,15 @@ def fit(model: keras.Model, train: data.TrainingData, validation, phase: Phase,
 
 
 def evaluate(model: keras.Model, test, phase: Phase) -> dict:
-    """{"test": {"loss", "accuracy"}} of the full model, or {} without a test split."""
+    """{"test": {"loss", metrics...}} of the full model, or {} without a test split.
+
+    Compiles for the test labels if needed: after phase 1 on features only the head was
+    compiled, and a distilling model was compiled for labels that carry the teacher's outputs.
+    """
     if test is None:
         return {}
-    if not model.compiled:  # After phase 1 on features only the head was compiled.
-        model.compile(loss=LOSS, metrics=["accuracy"], jit_compile=phase.jit_compile)
+    if not model.compiled or phase.task.distilling:
+        model.compile(**phase.task.evaluation_compile_args(), jit_compile=phase.jit_compile)
     result = {key: float(value) for key, value in
               model.evaluate(test, return_dict=True, verbose=0).items()}
     log.info("%s test: %s", phase.name,
@@ -283,14 +310,14 @@ def precision_policy(mixed: bool) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-def _callbacks(run_dir: str, model: keras.Model) -> tuple[list, resume.Backups]:
+def _callbacks(run_dir: str, model: keras.Model, task: tasks.Task) -> tuple[list, resume.Backups]:
     """Shared by both phases: stop on a non-finite loss, one TensorBoard log on one epoch axis,
     one best checkpoint (a diverged epoch never improves on it, so it stays the last good one),
     and the per-epoch backups a killed run resumes from (they keep the checkpoint's best score).
     """
     checkpoint = feature_cache.FullModelCheckpoint(
-        model, os.path.join(run_dir, "checkpoints", "best.keras"), monitor="val_accuracy",
-        mode="max", save_best_only=True)
+        model, os.path.join(run_dir, "checkpoints", "best.keras"), monitor=task.monitor,
+        mode=task.monitor_mode, save_best_only=True)
     return ([keras.callbacks.TerminateOnNaN(),
              keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")), checkpoint],
             resume.Backups(os.path.join(run_dir, "resume"), checkpoint))
@@ -300,28 +327,41 @@ def _report(config: Config, run: PreparedRun, phase: Phase) -> dict:
     """The test split's evaluation report in `<run dir>/report/<phase>/` and TensorBoard."""
     if run.splits.test is None:
         return {}
-    predictions = report.collect_predictions(run.model.predict_on_batch, run.splits.test)
     out_dir = os.path.join(run.run_dir, "report", phase.name)
-    result = report.write_report(predictions, run.splits.class_names, config.top_k, out_dir,
-                                 os.path.join(run.run_dir, "logs", "report"),
-                                 step=phase.first_epoch + phase.epochs - 1,
-                                 title=f"{phase.name}, test split")
+    where = {"out_dir": out_dir, "log_dir": os.path.join(run.run_dir, "logs", "report"),
+             "step": phase.first_epoch + phase.epochs - 1, "title": f"{phase.name}, test split"}
+    if run.task.regression:
+        result = regression_report.write_report(
+            *regression_report.collect(_predict_function(run.model), run.splits.test),
+            run.splits.targets.names, run.splits.targets.mean, **where)
+        return {"report": {"path": out_dir, "r2": result["r2"],
+                           "baseline_mae": result["baseline_mae"]}}
+    predictions = report.collect_predictions(_predict_function(run.model), run.splits.test)
+    result = report.write_report(predictions, run.splits.class_names, config.top_k, **where)
     top_k = next(key for key in result if key.startswith("top_"))
     return {"report": {"path": out_dir, "macro_f1": result["macro_avg"]["f1"],
                        top_k: result[top_k]}}
 
 
-def _final_metrics(metrics: dict) -> dict[str, float]:
-    """The HParams dashboard's metrics: the last phase's test results, best validation accuracy."""
+def _predict_function(model: keras.Model):
+    """A compiled inference call on one batch, on one device.
+
+    Not `predict_on_batch`: under MirroredStrategy (Keras 3.15) it gives every replica the whole
+    batch and concatenates their outputs, returning each prediction once per replica.
+    """
+    return tf.function(lambda images: model(images, training=False))
+
+
+def _final_metrics(metrics: dict, task: tasks.Task) -> dict[str, float]:
+    """The HParams dashboard's metrics: the last phase's test results, best validation score."""
     final = metrics.get("phase2", metrics["phase1"])
     values = {f"test_{key}": value for key, value in final.get("test", {}).items()}
     values.update({key: value for key, value in final.get("report", {}).items()
                    if key != "path"})
-    validation = [accuracy for phase in ("phase1", "phase2")
-                  for accuracy in metrics.get(phase, {}).get("history", {}).get("val_accuracy",
-                                                                                [])]
+    validation = [value for phase in ("phase1", "phase2")
+                  for value in metrics.get(phase, {}).get("history", {}).get(task.monitor, [])]
     if validation:
-        values["best_val_accuracy"] = max(validation)
+        values[f"best_{task.monitor}"] = (max if task.monitor_mode == "max" else min)(validation)
     return values
 
 
@@ -335,23 +375,34 @@ def _trainable_summary(model: keras.Model) -> str:
 
 def _run_summary(config: Config, run: PreparedRun) -> dict:
     return {"run_dir": run.run_dir, "config": dataclasses.asdict(config),
-            "backbone": run.backbone_name, "image_size": run.image_size,
-            "num_classes": len(run.splits.class_names), "class_names": run.splits.class_names,
-            "images_cached": run.splits.images_cached, "skipped_files": run.splits.skipped_files}
+            "backbone": run.backbone_name, "image_size": run.image_size, "task": run.task.kind,
+            **_outputs_summary(run.splits), "images_cached": run.splits.images_cached,
+            "skipped_files": run.splits.skipped_files}
+
+
+def _outputs_summary(splits: data.DataSplits) -> dict:
+    if splits.targets is None:
+        return {"num_classes": len(splits.class_names), "class_names": splits.class_names}
+    return {"target_names": splits.targets.names,
+            "target_mean": splits.targets.mean.tolist(), "target_std": splits.targets.std.tolist()}
 
 
 def _print_summary(metrics: dict, run_dir: str) -> None:
     for phase in ("phase1", "phase2"):
-        if "test" in metrics.get(phase, {}):
-            print(f"{phase} test accuracy: {metrics[phase]['test']['accuracy']:.4f} "
-                  f"(loss {metrics[phase]['test']['loss']:.4f})")
+        test = metrics.get(phase, {}).get("test", {})
+        main = "accuracy" if "accuracy" in test else "mae"
+        if test:
+            others = ", ".join(f"{key} {value:.4f}" for key, value in test.items() if key != main)
+            print(f"{phase} test {main}: {test[main]:.4f} ({others})")
     print(f"Metrics: {os.path.join(run_dir, 'metrics.json')}")
     for phase in ("phase1", "phase2"):
         if "report" in metrics.get(phase, {}):
-            print(f"{phase} report: {metrics[phase]['report']['path']} (report.json, "
-                  "confusion_matrix.png, misclassified.png)")
+            figures = ("predicted_vs_true.png" if metrics["task"] == tasks.REGRESSION
+                       else "confusion_matrix.png, misclassified.png")
+            print(f"{phase} report: {metrics[phase]['report']['path']} (report.json, {figures})")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}")
     for variant, check in metrics.get("tflite", {}).items():
-        print(f"TFLite {variant}: {check['path']} (top-1 agreement "
-              f"{check['top1_agreement']:.3f})")
+        agreement = (f"top-1 agreement {check['top1_agreement']:.3f}" if "top1_agreement" in check
+                     else f"max abs diff {check['max_abs_diff']:.2g}")
+        print(f"TFLite {variant}: {check['path']} ({agreement})")
     print(f"SavedModel: {metrics['export']}")

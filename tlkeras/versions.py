@@ -7,6 +7,8 @@ import os
 
 from tlkeras.errors import ConfigError
 
+LABELS_FILE = os.path.join("assets.extra", "labels.txt")  # In a version: class i on line i.
+
 
 def next_version(export_dir: str) -> int:
     """One more than the highest integer version present, so no export overwrites another."""
