@@ -63,3 +63,13 @@ def trained_run(tmp_path_factory, weights_path):
                           "--export_tflite=float32,dynamic_int8")
     assert process.returncode == 0, process.stderr[-5000:]
     return process, output_dir / "e2e"
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory, weights_path):
+    """The full offline quickstart (slow tests only): its process and run folder."""
+    output_dir = tmp_path_factory.mktemp("quickstart")
+    process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                          f"--output_dir={output_dir}", "--run_name=quickstart")
+    assert process.returncode == 0, process.stderr[-5000:]
+    return process, output_dir / "quickstart"

@@ -146,9 +146,11 @@ def test_list_backbones_and_grouped_help():
     assert rows["EfficientNetV2S"][0] == "384"
     help_text = run_tlkeras("--helpfull").stdout
     groups = ["tlkeras (1) data:", "tlkeras (2) model:", "tlkeras (3) phase 1",
-              "tlkeras (4) phase 2", "tlkeras (5) export:", "tlkeras (6) outputs and runtime:"]
+              "tlkeras (4) phase 2", "tlkeras (5) knowledge distillation:",
+              "tlkeras (6) export:", "tlkeras (7) outputs and runtime:"]
     positions = [help_text.index(group) for group in groups]
     assert positions == sorted(positions)
     phase2 = help_text[positions[3]:positions[4]]
     assert "--fine_tune_learning_rate" in phase2 and "--unfreeze" in phase2
     assert "--image_dir" not in phase2
+    assert "--distill_temperature" in help_text[positions[4]:positions[5]]

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tlkeras import (
     backbones,
     data,
+    distill,
     distribute,
     export,
     feature_cache,
@@ -78,6 +79,7 @@ class PreparedRun:
     strategy: tf.distribute.Strategy
     resuming: bool  # The run folder holds this command's unfinished run, to be continued.
     task: tasks.Task
+    teacher: distill.Teacher | None  # With --distill_from.
 
 
 def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
@@ -98,6 +100,8 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
         splits = data.load(config, image_size,  # Last: a TFDS download is the largest cost.
                            batch_size=config.batch_size * strategy.num_replicas_in_sync)
         task = make_task(config, splits)
+        teacher = distill.load_teacher(config.distill_from, splits.class_names) \
+            if config.distill_from else None
         # Seed again: preparing a TFDS dataset draws random numbers, and the head's initial
         # weights must not depend on whether this run had to prepare it.
         keras.utils.set_random_seed(config.seed)
@@ -106,15 +110,19 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
               Phase("phase2", config.epochs, config.fine_tune_epochs, optimizers[1], jit_compile,
                     task))
     return PreparedRun(run_dir, spec.name, image_size, phases, backbone, plan, splits, model,
-                       strategy, resuming, task)
+                       strategy, resuming, task, teacher)
 
 
 def make_task(config: Config, splits: data.DataSplits) -> tasks.Task:
-    """The run's objective: classification, or regression on the training targets' scale."""
-    if splits.targets is None:
-        return tasks.Task()
-    return tasks.Task(tasks.REGRESSION, config.regression_loss,
-                      tuple(float(std) for std in splits.targets.std))
+    """The run's objective: classification (distilled or not), or regression on the training
+    targets' scale."""
+    if splits.targets is not None:
+        return tasks.Task(tasks.REGRESSION, config.regression_loss,
+                          tuple(float(std) for std in splits.targets.std))
+    if config.distill_from:
+        return tasks.Task(distill_temperature=config.distill_temperature,
+                          distill_alpha=config.distill_alpha)
+    return tasks.Task()
 
 
 def build_model(config: Config, backbone: keras.Model, backbone_name: str,
@@ -142,6 +150,10 @@ def train_and_evaluate(config: Config) -> dict:
              strategy.num_replicas_in_sync, run.splits.batch_size)
     rundir.create(config, run.run_dir, resuming=run.resuming)
     rundir.write_labels(run.run_dir, run.splits.output_names)
+    distill_cache = os.path.join(run.run_dir, distill.CACHE_DIR)
+    if run.teacher:
+        shutil.rmtree(distill_cache, ignore_errors=True)  # A killed run's partial cache.
+        run.splits = distill.with_teacher_outputs(run.splits, run.teacher, config, run.run_dir)
     metrics_path = os.path.join(run.run_dir, "metrics.json")
     callbacks, backups = _callbacks(run.run_dir, run.model, run.task)
     metrics = _run_summary(config, run)
@@ -160,8 +172,11 @@ def train_and_evaluate(config: Config) -> dict:
         rundir.write_json(metrics_path, metrics)
         raise TrainingStopped(metrics["error"]) from None
 
+    shutil.rmtree(distill_cache, ignore_errors=True)  # Only training needs the teacher's outputs.
     run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
     metrics.update(_export(config, run))
+    if run.teacher:
+        metrics["distillation"] = _compare_with_teacher(config, run, metrics)
     hparams.log_hparams(os.path.join(run.run_dir, "logs"), config,
                         _final_metrics(metrics, run.task))
     rundir.write_json(metrics_path, metrics)  # With "export" in it, the run counts as finished.
@@ -343,6 +358,33 @@ def _report(config: Config, run: PreparedRun, phase: Phase) -> dict:
                        top_k: result[top_k]}}
 
 
+def _compare_with_teacher(config: Config, run: PreparedRun, metrics: dict) -> dict:
+    """Teacher vs student: test accuracy, parameters and inference images/s on this machine.
+
+    Both speeds are measured here, one after the other, through the two SavedModels'
+    serving_pixels signatures on the same test images, each at its own input size.
+    """
+    held_out = run.splits.test if run.splits.test is not None else run.splits.validation
+    pixels = next(iter(held_out.unbatch().batch(distill.SPEED_BATCH)))[0].numpy()
+    student = tf.saved_model.load(metrics["export"]).signatures[export.PIXELS_SIGNATURE]
+    final = metrics.get("phase2", metrics["phase1"])
+    comparison = {
+        "temperature": config.distill_temperature, "alpha": config.distill_alpha,
+        "teacher": {"path": run.teacher.path, "parameters": run.teacher.parameters,
+                    "image_size": run.teacher.image_size,
+                    "images_per_second": round(distill.images_per_second(
+                        run.teacher.serve, run.teacher.image_size, pixels), 1)},
+        "student": {"backbone": run.backbone_name, "parameters": run.model.count_params(),
+                    "image_size": run.image_size,
+                    "images_per_second": round(distill.images_per_second(
+                        student, run.image_size, pixels), 1)}}
+    if run.splits.test is not None:
+        comparison["teacher"]["test_accuracy"] = distill.test_accuracy(run.teacher,
+                                                                       run.splits.test)
+        comparison["student"]["test_accuracy"] = final["test"]["accuracy"]
+    return comparison
+
+
 def _predict_function(model: keras.Model):
     """A compiled inference call on one batch, on one device.
 
@@ -405,4 +447,11 @@ def _print_summary(metrics: dict, run_dir: str) -> None:
         agreement = (f"top-1 agreement {check['top1_agreement']:.3f}" if "top1_agreement" in check
                      else f"max abs diff {check['max_abs_diff']:.2g}")
         print(f"TFLite {variant}: {check['path']} ({agreement})")
+    if "distillation" in metrics:
+        for role in ("teacher", "student"):
+            model = metrics["distillation"][role]
+            accuracy = f"test accuracy {model['test_accuracy']:.4f}, " \
+                if "test_accuracy" in model else ""
+            print(f"Distillation {role}: {accuracy}{model['parameters']:,} parameters, "
+                  f"{model['images_per_second']:.0f} images/s at {model['image_size']} px")
     print(f"SavedModel: {metrics['export']}")

@@ -1,0 +1,52 @@
+"""Distillation against labels alone, same student and budget (`pytest -m slow`, ~3 minutes).
+
+Teacher: the full quickstart (MobileNetV2 at 96 px). Student: MobileNetV2 at 48 px, a quarter of
+the teacher's pixels and about twice its inference speed here, with the quickstart's epochs. Both
+students run with the same seed, deterministically. Measured here (test accuracy after phase 2,
+seeds 42 / 1 / 2): labels alone 0.858 / 0.836 / 0.842, distilled 0.868 / 0.870 / 0.850.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import FASHION_MINI, QUICKSTART, run_tlkeras
+
+pytestmark = pytest.mark.slow
+STUDENT = ("--image_size=48",)
+
+
+def student(tmp_path, weights_path, name, *flags) -> dict:
+    process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
+                          f"--output_dir={tmp_path}", f"--run_name={name}", *STUDENT, *flags)
+    assert process.returncode == 0, process.stderr[-5000:]
+    return json.loads((tmp_path / name / "metrics.json").read_text())
+
+
+def predictions(export: str, files: list[str]) -> np.ndarray:
+    """Top-1 class ids of an export's serving_default signature on image files."""
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    return np.concatenate([serve(image_bytes=tf.constant(
+        [open(path, "rb").read() for path in files[start:start + 100]]))["class_ids"].numpy()
+        for start in range(0, len(files), 100)])
+
+
+def test_distilled_student_beats_labels_alone_and_follows_its_teacher(quickstart_run, tmp_path,
+                                                                      weights_path):
+    _, teacher_dir = quickstart_run
+    labels_only = student(tmp_path, weights_path, "labels_only")
+    distilled = student(tmp_path, weights_path, "distilled", f"--distill_from={teacher_dir}")
+    accuracy = {name: run["phase2"]["test"]["accuracy"]
+                for name, run in (("labels_only", labels_only), ("distilled", distilled))}
+    assert accuracy["distilled"] > accuracy["labels_only"], accuracy
+    comparison = distilled["distillation"]
+    assert comparison["teacher"]["test_accuracy"] > accuracy["distilled"]
+    assert comparison["student"]["images_per_second"] > comparison["teacher"]["images_per_second"]
+
+    files = sorted(str(path) for path in (FASHION_MINI / "test").glob("*/*.png"))
+    teacher = predictions(str(teacher_dir / "export" / "1"), files)
+    agreement = {name: float(np.mean(predictions(run["export"], files) == teacher))
+                 for name, run in (("labels_only", labels_only), ("distilled", distilled))}
+    assert agreement["distilled"] > agreement["labels_only"], agreement

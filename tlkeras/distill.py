@@ -1,0 +1,131 @@
+"""Knowledge distillation from a tlkeras export: the teacher's probabilities, computed once.
+
+The teacher is any tlkeras classification export (a run folder, its `export/` folder or one
+version), loaded as a SavedModel: no Keras model, no training code, inference only. Its
+`serving_pixels` signature gives the probabilities for each training and validation image during
+the first pass over the data, and `tf.data.Dataset.cache` keeps them beside the images (in memory
+within --cache_memory_mb, else in a file in the run folder), so later epochs of both phases never
+run the teacher again. Labels become [class id, teacher probabilities...] (see
+tlkeras.losses.DistillationLoss); the test split keeps its plain labels.
+
+The teacher sees the student's images resized to its own input size; a student trained at a
+smaller size therefore gives the teacher upsampled images.
+"""
+
+import dataclasses
+import os
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tlkeras import data
+from tlkeras.config import Config
+from tlkeras.errors import ConfigError
+from tlkeras.export import PIXELS_INPUT, PIXELS_SIGNATURE
+from tlkeras.versions import LABELS_FILE, version_dir
+
+CACHE_DIR = "distill_cache"  # In the run folder while training; removed when the run ends.
+SPEED_BATCH = 64  # Images per call when measuring inference speed.
+SPEED_REPEATS = 5
+
+
+@dataclasses.dataclass
+class Teacher:
+    """A loaded teacher export and what the run reports about it."""
+
+    path: str  # The version folder.
+    serve: tf.types.experimental.ConcreteFunction  # serving_pixels: pixels -> dict of outputs.
+    image_size: int
+    parameters: int
+
+    def probabilities(self, images: tf.Tensor) -> tf.Tensor:
+        """The teacher's class probabilities for raw 0-255 pixels of any square size."""
+        if images.shape[1] != self.image_size:
+            images = tf.image.resize(images, (self.image_size, self.image_size))
+        return self.serve(**{PIXELS_INPUT: images})["probabilities"]
+
+
+def load_teacher(path: str, class_names: list[str]) -> Teacher:
+    """Loads the teacher export at `path` and checks that it classifies the same classes."""
+    export_dir = os.path.join(path, "export") if os.path.isdir(os.path.join(path, "export")) \
+        else path
+    try:
+        model_dir = version_dir(export_dir)
+    except ConfigError:
+        raise ConfigError("distill_from", f"{path!r} holds no tlkeras export", "Pass a "
+                          "finished run folder, its export/ folder or one version.") from None
+    loaded = tf.saved_model.load(model_dir)
+    serve = loaded.signatures[PIXELS_SIGNATURE]
+    if "probabilities" not in serve.structured_outputs:
+        raise ConfigError("distill_from", f"{model_dir!r} is not a classifier's export",
+                          "Distil from a --task=classification run.")
+    with open(os.path.join(model_dir, LABELS_FILE)) as file:
+        teacher_classes = file.read().splitlines()
+    if teacher_classes != class_names:
+        raise ConfigError("distill_from", f"the teacher's classes {teacher_classes} differ from "
+                          f"the data's {class_names}", "Distil on data with the teacher's "
+                          "classes, in the same order.")
+    size = int(serve.structured_input_signature[1][PIXELS_INPUT].shape[1])
+    parameters = sum(int(np.prod(variable.shape)) for variable in loaded.model_variables
+                     if variable.dtype.is_floating)
+    return Teacher(model_dir, serve, size, parameters)
+
+
+def with_teacher_outputs(splits: data.DataSplits, teacher: Teacher, config: Config,
+                         run_dir: str) -> data.DataSplits:
+    """Training and validation labels packed with the teacher's probabilities, cached."""
+    cache_dir = os.path.join(run_dir, CACHE_DIR)
+    image_size = splits.train.examples.element_spec[0].shape[0]
+    bytes_each = image_size * image_size * 3 * 4 + (len(splits.class_names) + 1) * 4
+
+    def cache_file(name):
+        if data.fits_in_memory(splits.sizes[name], bytes_each, config.cache_memory_mb):
+            return ""  # In memory.
+        os.makedirs(cache_dir, exist_ok=True)
+        return os.path.join(cache_dir, name)
+
+    train = data.training_data(_packed(splits.train.in_order(), teacher), splits.sizes["train"],
+                               config, splits.batch_size, cache_file("train"))
+    validation = data.pipeline(_packed(splits.validation, teacher), config, splits.batch_size,
+                               cache_file("validation"))
+    return dataclasses.replace(splits, train=train, validation=validation)
+
+
+def _packed(batches: tf.data.Dataset, teacher: Teacher) -> tf.data.Dataset:
+    """Unbatched (image, [label, teacher probabilities...]) from batched (image, label)."""
+    image_spec = tf.TensorSpec.from_spec(batches.element_spec[0])
+
+    def compute():
+        for images, labels in batches:
+            probabilities = teacher.probabilities(images)
+            yield images, tf.concat([tf.cast(labels, tf.float32)[:, tf.newaxis],
+                                     probabilities], axis=1)
+
+    classes = int(teacher.serve.structured_outputs["probabilities"].shape[-1])
+    return tf.data.Dataset.from_generator(compute, output_signature=(
+        image_spec, tf.TensorSpec([None, classes + 1], tf.float32))).unbatch()
+
+
+def test_accuracy(teacher: Teacher, test: tf.data.Dataset) -> float:
+    """The teacher's top-1 accuracy on the (plain-labelled) test split."""
+    correct = total = 0
+    for images, labels in test:
+        predicted = tf.argmax(teacher.probabilities(images), axis=-1)
+        correct += int(tf.reduce_sum(tf.cast(predicted == tf.cast(labels, tf.int64), tf.int32)))
+        total += int(labels.shape[0])
+    return correct / total
+
+
+def images_per_second(serve, image_size: int, pixels: np.ndarray) -> float:
+    """Median throughput of a `serving_pixels` signature on one batch, after a warm-up call."""
+    batch = tf.image.resize(tf.constant(pixels[:SPEED_BATCH], tf.float32),
+                            (image_size, image_size))
+    serve(**{PIXELS_INPUT: batch})
+    seconds = []
+    for _ in range(SPEED_REPEATS):
+        start = time.perf_counter()
+        serve(**{PIXELS_INPUT: batch})["probabilities"].numpy()
+        seconds.append(time.perf_counter() - start)
+    return len(batch) / statistics.median(seconds)
