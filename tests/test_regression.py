@@ -169,3 +169,15 @@ def test_missing_or_malformed_targets_csv_is_a_clear_error(weights_path, tmp_pat
     message = process.stderr.strip().splitlines()[-1]
     assert process.returncode == 2 and "train.csv, line 2" in message, process.stderr[-2000:]
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_evaluate_entry_refuses_a_regression_export_clearly(regression_run, tmp_path):
+    _, run_dir, _ = regression_run
+    process = subprocess.run([sys.executable, "-m", "tlkeras.evaluate",
+                              f"--model={run_dir / 'export'}", f"--image_dir={FASHION_MINI}",
+                              f"--report_dir={tmp_path / 'report'}"], capture_output=True,
+                             text=True, timeout=300, cwd=REPO,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert process.returncode == 2 and "Traceback" not in process.stderr
+    assert "is a regression export" in process.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "report").exists()

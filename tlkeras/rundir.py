@@ -116,7 +116,7 @@ def write_json(path: str, data: dict) -> None:
 
 
 def write_labels(run_dir: str, class_names: list[str]) -> str:
-    """labels.txt: one class name per line, line i is class id i."""
+    """labels.txt: one name per line, line i is class id i (or regression output i)."""
     path = os.path.join(run_dir, "labels.txt")
     with open(path, "w") as file:
         file.write("".join(f"{name}\n" for name in class_names))

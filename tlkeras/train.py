@@ -359,30 +359,16 @@ def _report(config: Config, run: PreparedRun, phase: Phase) -> dict:
 
 
 def _compare_with_teacher(config: Config, run: PreparedRun, metrics: dict) -> dict:
-    """Teacher vs student: test accuracy, parameters and inference images/s on this machine.
-
-    Both speeds are measured here, one after the other, through the two SavedModels'
-    serving_pixels signatures on the same test images, each at its own input size.
-    """
+    """Teacher vs the exported student on held-out images (see distill.compare)."""
     held_out = run.splits.test if run.splits.test is not None else run.splits.validation
     pixels = next(iter(held_out.unbatch().batch(distill.SPEED_BATCH)))[0].numpy()
     student = tf.saved_model.load(metrics["export"]).signatures[export.PIXELS_SIGNATURE]
     final = metrics.get("phase2", metrics["phase1"])
-    comparison = {
-        "temperature": config.distill_temperature, "alpha": config.distill_alpha,
-        "teacher": {"path": run.teacher.path, "parameters": run.teacher.parameters,
-                    "image_size": run.teacher.image_size,
-                    "images_per_second": round(distill.images_per_second(
-                        run.teacher.serve, run.teacher.image_size, pixels), 1)},
-        "student": {"backbone": run.backbone_name, "parameters": run.model.count_params(),
-                    "image_size": run.image_size,
-                    "images_per_second": round(distill.images_per_second(
-                        student, run.image_size, pixels), 1)}}
-    if run.splits.test is not None:
-        comparison["teacher"]["test_accuracy"] = distill.test_accuracy(run.teacher,
-                                                                       run.splits.test)
-        comparison["student"]["test_accuracy"] = final["test"]["accuracy"]
-    return comparison
+    comparison = distill.compare(run.teacher, student, pixels, run.splits.test,
+                                 final.get("test", {}).get("accuracy"))
+    comparison["student"].update(backbone=run.backbone_name, parameters=run.model.count_params())
+    return {"temperature": config.distill_temperature, "alpha": config.distill_alpha,
+            **comparison}
 
 
 def _predict_function(model: keras.Model):
