@@ -392,9 +392,8 @@ def _read_targets_csv(config: Config, split_flag: str):
         try:
             values = np.array([float(value) for value in row[1:]], np.float32)
         except ValueError:
-            values = np.array([])
-        if len(row) != len(names) + 1 or not np.isfinite(values).all() or \
-                len(values) != len(names):
+            values = None
+        if values is None or len(values) != len(names) or not np.isfinite(values).all():
             raise ConfigError(split_flag, f"{path}, line {line}: expected an image path and "
                               f"{len(names)} finite number(s), got {row}", fix)
         labelled.append((os.path.join(config.image_dir, split, row[0].strip()), values))

@@ -6,7 +6,6 @@ targets' own units; `report.json`, a printed table, and a predicted-vs-true scat
 (`predicted_vs_true.png`, also in TensorBoard's Images tab).
 """
 
-import json
 import os
 from collections.abc import Callable
 
@@ -14,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras import figures
+from tlkeras.report import save
 
 
 def collect(predict_batch: Callable, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +60,5 @@ def write_report(true: np.ndarray, predicted: np.ndarray, names: list[str],
     report = regression_report(true, predicted, names, train_mean)
     os.makedirs(out_dir, exist_ok=True)
     images = {"predicted_vs_true": figures.predicted_vs_true_png(true, predicted, names, title)}
-    with open(os.path.join(out_dir, "predicted_vs_true.png"), "wb") as file:
-        file.write(images["predicted_vs_true"])
-    with open(os.path.join(out_dir, "report.json"), "w") as file:
-        json.dump(report, file, indent=2)
-    if log_dir:
-        figures.log_to_tensorboard(log_dir, images, step)
-    print(format_table(report, title or out_dir), flush=True)
+    save(report, images, format_table(report, title or out_dir), out_dir, log_dir, step)
     return report

@@ -126,6 +126,14 @@ def write_report(predictions: Predictions, class_names: list[str], top_k: int, o
         images["misclassified"] = figures.image_grid_png(
             predictions.misclassified_images, predictions.misclassified_labels,
             predictions.misclassified_predictions, class_names, title)
+    save(report, images, format_table(report, title or out_dir), out_dir, log_dir, step)
+    return report
+
+
+def save(report: dict, images: dict[str, bytes], table: str, out_dir: str,
+         log_dir: str | None, step: int) -> None:
+    """report.json and `<name>.png` per image in `out_dir`, the images in TensorBoard (with
+    `log_dir`), and the table printed: the same for classification and regression reports."""
     for name, png in images.items():
         with open(os.path.join(out_dir, f"{name}.png"), "wb") as file:
             file.write(png)
@@ -133,5 +141,4 @@ def write_report(predictions: Predictions, class_names: list[str], top_k: int, o
         json.dump(report, file, indent=2)
     if log_dir:
         figures.log_to_tensorboard(log_dir, images, step)
-    print(format_table(report, title or out_dir), flush=True)
-    return report
+    print(table, flush=True)
