@@ -78,7 +78,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
         seconds = train.fit(feature_cache.head_model(model), train_features,
                             validation_features, phase1, [])["epoch_seconds"]
     elif path in ("pipeline_fed", "memory_fed"):
-        model.compile(optimizer=phase1.optimizer, loss=train.LOSS, metrics=["accuracy"])
+        model.compile(optimizer=phase1.optimizer, **phase1.task.training_compile_args())
         if path == "pipeline_fed":
             model.fit(splits.train.epochs(0, epochs), steps_per_epoch=splits.train.steps_per_epoch,
                       epochs=epochs, callbacks=[timer], verbose=0)
@@ -93,7 +93,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
             seconds = train.fit(model, splits.train, splits.validation, phase2,
                                 [logs])["epoch_seconds"]
         else:
-            model.compile(optimizer=phase2.optimizer, loss=train.LOSS, metrics=["accuracy"])
+            model.compile(optimizer=phase2.optimizer, **phase2.task.training_compile_args())
             model.fit(*in_memory(splits.train.in_order()),
                       validation_data=in_memory(splits.validation), batch_size=BATCH_SIZE,
                       epochs=epochs, callbacks=[timer], verbose=0)

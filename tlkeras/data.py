@@ -52,13 +52,23 @@ class TrainingData:
             .with_options(self.options)
 
     def epochs(self, first: int, last: int) -> tf.data.Dataset:
-        """Batches of epochs first..last-1, one after the other; pass `steps_per_epoch` to fit."""
-        def one_epoch(epoch):
-            seed = self.seed * EPOCH_SEED_STRIDE + epoch
-            return self.examples.shuffle(self.shuffle_buffer, seed=seed).batch(self.batch_size)
+        """Batches of epochs first..last-1, one after the other; pass `steps_per_epoch` to fit.
 
-        return (tf.data.Dataset.range(first, last).flat_map(one_epoch)
-                .prefetch(tf.data.AUTOTUNE).with_options(self.options))
+        Each epoch is its own shuffle with a Python-int seed, concatenated (as a balanced tree,
+        so the nesting stays shallow). Not `range().flat_map()` with a tensor seed: TensorFlow's
+        `get_seed` then fails in graph mode when the global seed is 0 (`--seed=0`), comparing
+        a symbolic seed with 0.
+        """
+        def concatenated(epochs: range) -> tf.data.Dataset:
+            if len(epochs) == 1:
+                seed = self.seed * EPOCH_SEED_STRIDE + epochs[0]
+                return self.examples.shuffle(self.shuffle_buffer, seed=seed) \
+                    .batch(self.batch_size)
+            middle = len(epochs) // 2
+            return concatenated(epochs[:middle]).concatenate(concatenated(epochs[middle:]))
+
+        return concatenated(range(first, last)).prefetch(tf.data.AUTOTUNE) \
+            .with_options(self.options)
 
 
 EPOCH_SEED_STRIDE = 1_000_003  # Distinct shuffle seeds for every (--seed, epoch) pair.
