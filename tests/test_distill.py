@@ -15,7 +15,7 @@ import tensorflow as tf
 import tlkeras.model  # noqa: F401  (registers tlkeras' layer and losses for load_model)
 from conftest import CHANCE, QUICKSTART, run_tlkeras
 from tlkeras import data, distill, losses
-from tlkeras.config import Config
+from tlkeras.config import Config, validate
 from tlkeras.errors import ConfigError
 
 
@@ -123,3 +123,13 @@ def test_teacher_with_other_classes_or_no_export_is_refused(teacher, small_image
     assert process.stderr.strip().splitlines()[-1].startswith(
         "tlkeras: error: --distill_from: the teacher's classes")
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"task": "regression"}, "^--distill_from: distillation trains a classifier"),
+    ({"distill_temperature": 0.0}, "^--distill_temperature: must be positive"),
+    ({"distill_alpha": 1.5}, r"^--distill_alpha: must be in \[0, 1\]"),
+])
+def test_bad_distillation_flags_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(Config(image_dir="images", distill_from="runs/teacher", **overrides))
