@@ -316,71 +316,73 @@ def _resizer(image_size: int):
 
 def _load_image_folder(config: Config, image_size: int):
     """Reads `<image_dir>/<split>/<class>/*`; files that do not decode are skipped and listed."""
-    train_dir = _split_dir(config, "train_split")
-    class_names = _class_names(train_dir)
-    skipped = []
+    class_names = _class_names(_split_dir(config, "train_split"))
 
-    def files(directory):
-        readable, unreadable = _split_readable(_labelled_files(directory, class_names))
-        skipped.extend(unreadable)
+    def labelled_files(split_flag):
+        known = None if split_flag == "train_split" else class_names
+        return _labelled_files(_split_dir(config, split_flag, known), class_names)
+
+    def check(split_flag, readable):
+        directory = os.path.join(config.image_dir, getattr(config, split_flag))
         _require_every_class(directory, class_names, readable)
-        # Shuffled once with the seed: a carved validation split gets every class, and the
-        # training shuffle buffer need not hold the whole split to mix classes.
-        order = np.random.default_rng(config.seed).permutation(len(readable))
-        return [readable[i] for i in order]
 
-    train = files(train_dir)
-    if config.validation_split:
-        validation = files(_split_dir(config, "validation_split", class_names))
-    else:
-        held_out = max(1, round(len(train) * config.validation_fraction))
-        train, validation = train[:-held_out], train[-held_out:]
-    test = files(_split_dir(config, "test_split", class_names)) if config.test_split else None
-    if skipped:
-        log.warning("Skipped %d file(s) that do not decode as images: %s%s", len(skipped),
-                    ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
-    datasets = [None if split is None else _decode_files(split, image_size)
-                for split in (train, validation, test)]
+    datasets, skipped, _ = _folder_splits(config, image_size, labelled_files, check)
     return (*datasets, class_names, skipped, None)
 
 
 def _load_regression_folder(config: Config, image_size: int):
     """Reads `<image_dir>/<split>.csv` (path,<target>...) for the images of each split."""
-    skipped = []
+    target_names = []
 
-    def files(split_flag):
-        labelled, names = _read_targets_csv(config, split_flag)
-        readable, unreadable = _split_readable(labelled)
-        skipped.extend(unreadable)
+    def labelled_files(split_flag):
+        files, names = _read_targets_csv(config, split_flag)
+        if target_names and names != target_names:
+            raise ConfigError("image_dir", f"the --{split_flag} CSV has targets {names}, the "
+                              f"training CSV {target_names}", "Give every split's CSV the same "
+                              "header.")
+        target_names[:] = names
+        return files
+
+    def check(split_flag, readable):
         if not readable:
             raise ConfigError("image_dir", f"no image listed in the --{split_flag} CSV "
                               "decodes", "Check the paths in its first column.")
-        order = np.random.default_rng(config.seed).permutation(len(readable))
-        return [readable[i] for i in order], names
 
-    train, names = files("train_split")
+    datasets, skipped, train = _folder_splits(config, image_size, labelled_files, check)
+    return (*datasets, target_names, skipped, np.stack([target for _, target in train]))
+
+
+def _folder_splits(config: Config, image_size: int, labelled_files, check):
+    """Train, validation and test of a folder, from `labelled_files(split_flag)`.
+
+    Every listed file is decoded once; those that do not decode are skipped and listed, then
+    `check(split_flag, readable files)` may refuse the split. Each split is shuffled once with
+    the seed: a carved validation split gets every class, and the training shuffle buffer need
+    not hold the whole split to mix classes. Returns ([train, validation, test] datasets,
+    skipped paths, the (path, label) list of the training split).
+    """
+    skipped = []
+
+    def files(split_flag):
+        readable, unreadable = _split_readable(labelled_files(split_flag))
+        skipped.extend(unreadable)
+        check(split_flag, readable)
+        order = np.random.default_rng(config.seed).permutation(len(readable))
+        return [readable[i] for i in order]
+
+    train = files("train_split")
     if config.validation_split:
-        validation = _same_targets(files("validation_split"), names, "validation_split")
+        validation = files("validation_split")
     else:
         held_out = max(1, round(len(train) * config.validation_fraction))
         train, validation = train[:-held_out], train[-held_out:]
-    test = _same_targets(files("test_split"), names, "test_split") if config.test_split \
-        else None
+    test = files("test_split") if config.test_split else None
     if skipped:
-        log.warning("Skipped %d listed file(s) that are missing or do not decode as images: "
-                    "%s%s", len(skipped), ", ".join(skipped[:20]),
-                    " ..." if len(skipped) > 20 else "")
+        log.warning("Skipped %d file(s) that do not decode as images (or are missing): %s%s",
+                    len(skipped), ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
     datasets = [None if split is None else _decode_files(split, image_size)
                 for split in (train, validation, test)]
-    return (*datasets, names, skipped, np.stack([target for _, target in train]))
-
-
-def _same_targets(split_files, names: list[str], split_flag: str):
-    files, split_names = split_files
-    if split_names != names:
-        raise ConfigError("image_dir", f"the --{split_flag} CSV has targets {split_names}, "
-                          f"the training CSV {names}", "Give every split's CSV the same header.")
-    return files
+    return datasets, skipped, train
 
 
 def _read_targets_csv(config: Config, split_flag: str):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tlkeras import data
+from tlkeras import data, report
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.export import PIXELS_INPUT, PIXELS_SIGNATURE
@@ -132,12 +132,8 @@ def compare(teacher: Teacher, student_serve, pixels: np.ndarray, test: tf.data.D
 
 def test_accuracy(teacher: Teacher, test: tf.data.Dataset) -> float:
     """The teacher's top-1 accuracy on the (plain-labelled) test split."""
-    correct = total = 0
-    for images, labels in test:
-        predicted = tf.argmax(teacher.probabilities(images), axis=-1)
-        correct += int(tf.reduce_sum(tf.cast(predicted == tf.cast(labels, tf.int64), tf.int32)))
-        total += int(labels.shape[0])
-    return correct / total
+    predictions = report.collect_predictions(teacher.probabilities, test)
+    return float(np.mean(predictions.probabilities.argmax(axis=1) == predictions.labels))
 
 
 def images_per_second(serve, image_size: int, pixels: np.ndarray) -> float:
