@@ -229,15 +229,15 @@ def _load_tfds(config: Config, image_size: int):
                                   shuffle_files=False)
     resize = _resizer(image_size)
     datasets = [ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets]
+    if regression:
+        datasets = [dataset.map(_as_target_vector) for dataset in datasets]
+        train_targets = np.stack(list(builder.as_dataset(
+            split=train_split, decoders={image_key: tfds.decode.SkipDecoding()}).map(
+            lambda example: _as_target_vector(None, example[label_key])[1]).as_numpy_iterator()))
+        names = _tfds_target_names(label_key, train_targets.shape[1])
+    else:
+        train_targets, names = None, builder.info.features[label_key].names
     test = datasets[2] if config.test_split else None
-    if not regression:
-        return datasets[0], datasets[1], test, builder.info.features[label_key].names, [], None
-    datasets = [dataset.map(_as_target_vector) for dataset in datasets]
-    test = datasets[2] if config.test_split else None
-    train_targets = np.stack(list(builder.as_dataset(
-        split=train_split, decoders={image_key: tfds.decode.SkipDecoding()}).map(
-        lambda example: _as_target_vector(None, example[label_key])[1]).as_numpy_iterator()))
-    names = _tfds_target_names(label_key, train_targets.shape[1])
     return datasets[0], datasets[1], test, names, [], train_targets
 
 
