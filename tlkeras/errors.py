@@ -1,17 +1,24 @@
-"""The errors a user can act on: a flag to change, or a run that stopped itself.
+"""The errors a user can act on: a setting to change, or a run that stopped itself.
 
 Everything the user controls is checked before any training starts, and every failed check raises
-`ConfigError`, which names the flag and says how to fix it. `run.py` turns it into a one-paragraph
-message on stderr and exit status 2, without a traceback, so nothing is half-written.
+`ConfigError`, which names the config field and says how to fix it. Fields and flags share their
+names, so the command line (`tlkeras.cli`) shows the same error as `--<field>: ...` in one
+paragraph on stderr with exit status 2, without a traceback, before anything is written.
 """
 
 
 class ConfigError(ValueError):
-    """A flag value tlkeras cannot use; the message names the flag and the fix."""
+    """A setting tlkeras cannot use; the message names the field and the fix."""
 
-    def __init__(self, flag: str, problem: str, fix: str):
-        self.flag = flag
-        super().__init__(f"--{flag}: {problem.rstrip('.')}. {fix}")
+    def __init__(self, field: str, problem: str, fix: str):
+        self.field = field
+        self.problem = problem.rstrip(".")
+        self.fix = fix
+        super().__init__(f"{field}: {self.problem}. {fix}")
+
+    def as_flag_message(self) -> str:
+        """The same error as the command line reports it: the field as its `--flag`."""
+        return f"--{self}"
 
 
 class TrainingStopped(RuntimeError):

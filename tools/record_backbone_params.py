@@ -1,7 +1,7 @@
 """Records each keras.applications backbone's parameter count (include_top=False) for
-`run.py --list_backbones`, which would otherwise build all 40 models (~80 s on 2 CPU cores).
+`tlkeras train --list_backbones`, which would otherwise build all 40 models (~80 s on 2 CPU cores).
 
-    .venv/bin/python tools/record_backbone_params.py   # rewrites tlkeras/backbone_params.json
+    .venv/bin/python tools/record_backbone_params.py   # rewrites tlkeras/model/backbone_params.json
 
 tests/test_backbones.py checks recorded counts against freshly built models.
 """
@@ -11,9 +11,9 @@ import pathlib
 
 import keras
 
-from tlkeras import backbones
+from tlkeras.model import backbones
 
-TARGET = pathlib.Path(__file__).resolve().parents[1] / "tlkeras" / "backbone_params.json"
+TARGET = pathlib.Path(__file__).resolve().parents[1] / "tlkeras" / "model" / "backbone_params.json"
 
 
 def main():

@@ -1,0 +1,1 @@
+"""Exported artifacts: the export contract, the SavedModel for TF Serving, TFLite."""

@@ -1,0 +1,125 @@
+"""SavedModel export that a TF Serving team deploys unchanged.
+
+Layout and names are the export contract (`tlkeras.artifacts.contract`): a new integer version
+per export (tag `serve`), and two signatures:
+
+- `serving_default`: input `image_bytes` (string [N], encoded JPEG/PNG/GIF/BMP of any size), so
+  TF Serving's REST API takes `{"instances": [{"b64": "..."}]}`. Decoding and resizing happen in
+  the graph, exactly as the training pipeline does them (`tlkeras.data.decode`); the backbone's
+  preprocessing is inside the model.
+- `serving_pixels`: input `image` (float32 [N, H, W, 3], raw 0-255 RGB at the model's size) for
+  callers that decode themselves.
+
+What both return is the task's to say (`Task.serving_outputs`: a classifier's probabilities,
+class ids and names and top-k; a regressor's predictions in the targets' units). A string that
+is not an image fails the whole request with TensorFlow's `InvalidArgumentError` ("Unknown image
+file format..."), which TF Serving returns as `{"error": ...}`: never a silent garbage answer.
+`assets.extra/tf_serving_warmup_requests` holds real requests that TF Serving replays on load,
+so the first user request is not the slow one. The version is written to a hidden folder and
+renamed into place, because TF Serving loads any integer-named folder it sees.
+"""
+
+import logging
+import os
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlkeras.artifacts.contract import (
+    IMAGE_BYTES_INPUT,
+    LABELS_FILE,
+    PIXELS_INPUT,
+    PIXELS_SIGNATURE,
+    SERVING_SIGNATURE,
+    WARMUP_FILE,
+    next_version,
+    write_labels,
+)
+from tlkeras.data.decode import decode_and_resize
+
+log = logging.getLogger(__name__)
+
+
+def export_saved_model(model: keras.Model, export_dir: str, output_names: list[str],
+                       serving_outputs: Callable, warmup_pixels: np.ndarray) -> str:
+    """Writes `model` as a new SavedModel version; returns the version's path.
+
+    `serving_outputs` maps the model's output tensor to the signatures' dict of outputs (the
+    task's). `warmup_pixels` ([N, H, W, 3] real images, 0-255) become the PNG warm-up requests.
+    """
+    os.makedirs(export_dir, exist_ok=True)
+    version_dir = os.path.join(export_dir, str(next_version(export_dir)))
+    partial_dir = os.path.join(export_dir, f".partial-{os.path.basename(version_dir)}")
+    module, signatures = serving_module(model, serving_outputs)
+    tf.saved_model.save(module, partial_dir, signatures=signatures)
+    if not write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE),
+                                 encode_png(warmup_pixels)):
+        log.warning("No TF Serving warm-up requests in the export: they need the "
+                    "tensorflow-serving-api package (`pip install 'tlkeras[serving]'`).")
+    write_labels(os.path.join(partial_dir, LABELS_FILE), output_names)
+    os.rename(partial_dir, version_dir)
+    return version_dir
+
+
+def serving_module(model: keras.Model, serving_outputs: Callable):
+    """A `tf.Module` holding the model's variables once, and its two signature functions.
+
+    Not `model.export()` / `keras.export.ExportArchive`: in Keras 3.15 they store every weight
+    twice (keras-team/keras#23553), doubling the artifact and the variable memory of every
+    server that loads it. Tracking the underlying `tf.Variable`s that the signatures capture
+    lets TensorFlow's checkpoint de-duplicate them. Dict outputs name the SignatureDef outputs.
+    """
+    height, width = model.input.shape[1:3]
+
+    def predictions(pixels):
+        return serving_outputs(model(pixels, training=False))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def serve_image_bytes(image_bytes):
+        return predictions(decode_images(image_bytes, height, width))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, height, width, 3], tf.float32, name=PIXELS_INPUT)])
+    def serve_pixels(image):
+        return predictions(image)
+
+    module = tf.Module()
+    module.model_variables = [variable.value for variable in model.variables]
+    module.serve_image_bytes, module.serve_pixels = serve_image_bytes, serve_pixels
+    return module, {SERVING_SIGNATURE: serve_image_bytes, PIXELS_SIGNATURE: serve_pixels}
+
+
+def decode_images(image_bytes, height: int, width: int):
+    """Encoded images of any size -> float32 [N, height, width, 3], as the training pipeline."""
+    return tf.map_fn(lambda encoded: decode_and_resize(encoded, height, width), image_bytes,
+                     fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+
+
+def encode_png(pixels: np.ndarray) -> list[bytes]:
+    return [tf.io.encode_png(tf.cast(tf.round(image), tf.uint8)).numpy() for image in pixels]
+
+
+def write_warmup_requests(path: str, images: list[bytes]) -> bool:
+    """TF Serving's warm-up file: PredictionLog records, one with each batch size 1 and N.
+
+    Returns False, writing nothing, without the optional tensorflow-serving-api package: its
+    wheels pin a TensorFlow minor version, so it is an extra (`tlkeras[serving]`), not a
+    requirement of every install.
+    """
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError:
+        return False
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in [images[:1]] + ([images] if len(images) > 1 else []):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(signature_name=SERVING_SIGNATURE))
+            request.inputs[IMAGE_BYTES_INPUT].CopyFrom(tf.make_tensor_proto(batch))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return True

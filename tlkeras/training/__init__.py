@@ -1,0 +1,1 @@
+"""Training: the two phases, the feature cache, resuming, distribution and the run folder."""

@@ -1,0 +1,118 @@
+"""A phase is one `fit` call: on images, or (phase 1) on cached backbone features.
+
+`fit` compiles for the phase (needed after any change of `trainable`), resumes from the run's
+backup if a killed run had started this phase, and fits on the shared epoch axis.
+`fit_on_cached_features` is the same phase trained through the model's own head layers on
+features computed once (see `tlkeras.training.feature_cache`); the run, the resume tests and the
+benchmark all use it instead of wiring the cache themselves.
+"""
+
+import dataclasses
+import math
+import os
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from tlkeras.errors import ConfigError, TrainingStopped
+from tlkeras.tasks.base import Task
+from tlkeras.training import feature_cache, resume
+
+
+@dataclasses.dataclass
+class Phase:
+    """One `fit` call: its name, epoch range on the shared axis, optimizer and task."""
+
+    name: str
+    first_epoch: int
+    epochs: int
+    optimizer: keras.optimizers.Optimizer
+    task: Task
+    jit_compile: str | bool = "auto"
+    learning_rate_flag: str = "learning_rate"  # Named when the loss diverges.
+
+    @property
+    def last_epoch(self) -> int:
+        return self.first_epoch + self.epochs
+
+
+def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A keras.optimizers optimizer by name, e.g. `adam` or `rmsprop`."""
+    try:
+        return keras.optimizers.get({"class_name": name,
+                                     "config": {"learning_rate": learning_rate}})
+    except (ValueError, TypeError) as error:
+        raise ConfigError(flag, f"unknown optimizer {name!r} ({error})",
+                          "Pass a keras.optimizers name such as adam, sgd, rmsprop or adamw.") \
+            from None
+
+
+def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list,
+        backups: resume.Backups | None = None) -> dict:
+    """Compiles for the phase and fits `train` (`TrainingData`) for the phase's epochs.
+
+    With `backups`, a phase that a killed run had started continues after its last backed-up
+    epoch, and every finished epoch is backed up.
+    """
+    model.compile(optimizer=phase.optimizer, **phase.task.training_compile_args(),
+                  jit_compile=phase.jit_compile)
+    record = (backups and backups.restore(model, phase.name)) or \
+        resume.PhaseRecord(phase.name, phase.first_epoch)
+    if record.epochs_done < phase.last_epoch:
+        model.fit(train.epochs(record.epochs_done, phase.last_epoch),
+                  steps_per_epoch=train.steps_per_epoch, validation_data=validation,
+                  initial_epoch=record.epochs_done, epochs=phase.last_epoch,
+                  shuffle=False,  # TrainingData shuffles each epoch; Keras cannot.
+                  callbacks=[*callbacks, record, *([backups.callback(record)] if backups else [])],
+                  verbose=1 if sys.stdout.isatty() else 2)
+    _stop_if_diverged(record, phase)
+    return {"epochs": phase.epochs, "seconds": round(sum(record.epoch_seconds), 2),
+            "epoch_seconds": record.epoch_seconds, "history": record.history}
+
+
+def _stop_if_diverged(record: resume.PhaseRecord, phase: Phase) -> None:
+    losses = record.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):  # TerminateOnNaN stopped the fit.
+        raise TrainingStopped(
+            f"{phase.name} stopped in epoch {phase.first_epoch + len(losses)}: the training loss "
+            f"became {losses[-1]} (TerminateOnNaN). The learning rate is probably too high for "
+            f"this data: lower --{phase.learning_rate_flag} and run again.")
+
+
+def fit_on_cached_features(model: keras.Model, splits, phase: Phase, callbacks: list,
+                           backups: resume.Backups | None, cache_dir: str,
+                           cache_memory_mb: int) -> dict:
+    """`fit` of the model's head on features the frozen backbone computes once per image.
+
+    `splits` is a `tlkeras.data.DataSplits`. The cache lives in memory within
+    `cache_memory_mb`, else in `cache_dir`, which is removed afterwards (and before: a killed
+    run may have left a partial one).
+    """
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    try:
+        train, validation = (
+            feature_cache.feature_dataset(model, images, splits.sizes[name], splits.train,
+                                          cache_memory_mb, os.path.join(cache_dir, name),
+                                          training=name == "train")
+            for name, images in (("train", splits.train.in_order()),
+                                 ("validation", splits.validation)))
+        return fit(feature_cache.head_model(model), train, validation, phase, callbacks, backups)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def evaluate(model: keras.Model, test: tf.data.Dataset | None, phase: Phase) -> dict:
+    """{"test": {"loss", metrics...}} of the full model, or {} without a test split.
+
+    Compiles for the test labels if needed: after phase 1 on features only the head was
+    compiled, and a task whose training labels carry more (distillation) compiled for those.
+    """
+    if test is None:
+        return {}
+    if not model.compiled or phase.task.packs_labels:
+        model.compile(**phase.task.evaluation_compile_args(), jit_compile=phase.jit_compile)
+    result = {key: float(value) for key, value in
+              model.evaluate(test, return_dict=True, verbose=0).items()}
+    return {"test": result}

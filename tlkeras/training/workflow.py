@@ -1,0 +1,296 @@
+"""Two-phase transfer learning: feature extraction, then fine-tuning, then evaluation and export.
+
+`train_and_evaluate` is the one coordinating function (`tlkeras train` and `run.py` only parse
+flags and call it). Everything a user can get wrong is checked in `prepare`, before the run
+folder is created: settings, data source, backbone and weights, image size, the phase-2 unfreeze
+choice, optimizers, output folder. What differs between tasks is asked of the task.
+"""
+
+import dataclasses
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+from tlkeras import data, tasks
+from tlkeras.artifacts import saved_model, tflite
+from tlkeras.config import Config
+from tlkeras.errors import TrainingStopped
+from tlkeras.model import backbones, finetune, network
+from tlkeras.reporting import hparams, summary
+from tlkeras.tasks.base import Task
+from tlkeras.training import distribute, feature_cache, phases, resume, run_dir
+from tlkeras.training.run_state import RunRecord
+
+BANNER = "=" * 78  # Frames the phase banners in the log.
+WARMUP_IMAGES = 4  # Real images in TF Serving's warm-up requests.
+HELD_OUT_IMAGES = 200  # Held-out images on which TFLite (and a distilled student) are checked.
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """Everything checked and built before the run folder exists."""
+
+    config: Config
+    run_dir: str
+    backbone_name: str
+    image_size: int
+    phases: tuple[phases.Phase, phases.Phase]
+    backbone: keras.Model
+    plan: finetune.UnfreezePlan | None
+    splits: data.DataSplits
+    model: keras.Model
+    strategy: tf.distribute.Strategy
+    resuming: bool  # The run folder holds this command's unfinished run, to be continued.
+    task: Task
+
+
+def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
+    """Checks every user input and builds data and model; writes nothing. Raises ConfigError."""
+    folder = run_dir.run_dir_path(config)
+    resuming = run_dir.check_available(config, folder)
+    spec = backbones.get_spec(config.model.backbone)
+    image_size = config.model.image_size or spec.default_size
+    if config.export.export_tflite:
+        tflite.require_interpreter()
+    keras.mixed_precision.set_global_policy(precision_policy(config.runtime.mixed_precision))
+    with strategy.scope():  # Variables are created per replica.
+        optimizers = _optimizers(config)
+        backbone = backbones.build_backbone(spec, image_size, config.model.weights)
+        plan = finetune.plan_unfreeze(backbone, config.phase2.unfreeze) \
+            if config.phase2.fine_tune_epochs else None
+        splits = data.load(config.data, tasks.run_task_class(config).labels,  # Last: a TFDS
+                           config.runtime.seed, image_size,  # download is the largest cost.
+                           batch_size=config.data.batch_size * strategy.num_replicas_in_sync)
+        task = tasks.make_task(config, splits)
+        # Seed again: preparing a TFDS dataset draws random numbers, and the head's initial
+        # weights must not depend on whether this run had to prepare it.
+        keras.utils.set_random_seed(config.runtime.seed)
+        model = task.build_model(backbone, spec.name, config.model.dropout,
+                                 network.build_augmentation(config.data.augment_flip,
+                                                            config.data.augment_translate))
+    return PreparedRun(config, folder, spec.name, image_size,
+                       _phases(config, optimizers, task), backbone, plan, splits, model,
+                       strategy, resuming, task)
+
+
+def _optimizers(config: Config) -> tuple:
+    return (phases.make_optimizer("optimizer", config.phase1.optimizer,
+                                  config.phase1.learning_rate),
+            phases.make_optimizer("fine_tune_optimizer", config.phase2.fine_tune_optimizer,
+                                  config.phase2.fine_tune_learning_rate))
+
+
+def _phases(config: Config, optimizers: tuple, task: Task) -> tuple:
+    jit_compile = {"auto": "auto", "true": True, "false": False}[config.runtime.jit_compile]
+    epochs = config.phase1.epochs
+    return (phases.Phase("phase1", 0, epochs, optimizers[0], task, jit_compile),
+            phases.Phase("phase2", epochs, config.phase2.fine_tune_epochs, optimizers[1], task,
+                         jit_compile, learning_rate_flag="fine_tune_learning_rate"))
+
+
+def train_and_evaluate(config: Config) -> dict:
+    """Runs both phases, writes logs, checkpoint, labels, metrics and the SavedModel.
+
+    Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
+    """
+    strategy = distribute.make_strategy(config.runtime)  # First: TPU set-up precedes the rest.
+    keras.utils.set_random_seed(config.runtime.seed)
+    if config.data.deterministic:  # Same seed, same results (on CPU; see the README for GPUs).
+        tf.config.experimental.enable_op_determinism()
+    run = prepare(config, strategy)
+    log.info("Strategy %s: %d replica(s), global batch %d.", config.runtime.strategy,
+             strategy.num_replicas_in_sync, run.splits.batch_size)
+    run_dir.create(config, run.run_dir, resuming=run.resuming)
+    run_dir.write_labels_file(run.run_dir, run.task.output_names)
+    run.splits = run.task.prepare_training_data(run.splits, run.run_dir,
+                                                config.data.cache_memory_mb)
+    callbacks, backups = _callbacks(run.run_dir, run.model, run.task)
+    record = _start_record(run, backups)
+    try:
+        _both_phases(run, callbacks, backups, record)
+    except TrainingStopped as stopped:
+        checkpoint = os.path.join(run.run_dir, "checkpoints", "best.keras")
+        kept = (f" The last good checkpoint is kept: {checkpoint}." if os.path.exists(checkpoint)
+                else " No epoch finished well enough to checkpoint.")
+        record.fail(str(stopped) + kept)
+        raise TrainingStopped(record.error) from None
+    run.task.clean_up(run.run_dir)  # Only training needs what the task cached.
+    run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
+    record.artifacts.update(_export(run, record))
+    hparams.log_hparams(os.path.join(run.run_dir, "logs"), config.flat(),
+                        _final_metrics(record, run.task))
+    record.finish()
+    backups.remove()
+    metrics = record.as_json()
+    summary.print_summary(metrics, run.run_dir, run.task.main_metric, run.task.report_files)
+    return metrics
+
+
+def _start_record(run: PreparedRun, backups: resume.Backups) -> RunRecord:
+    """A new record, or a resumed run's record (finished phases kept, the restart noted)."""
+    record = RunRecord.load(run.run_dir) if run.resuming else RunRecord(run.run_dir)
+    record.description.update(_description(run))
+    if run.resuming:
+        record.resumed.append(_resume_point(backups, run.run_dir))
+    record.save()
+    return record
+
+
+def _resume_point(backups: resume.Backups, folder: str) -> dict:
+    state = backups.latest()
+    point = ({"phase": state["record"]["name"], "epochs_done": state["record"]["epochs_done"]}
+             if state else {"phase": None, "epochs_done": 0})
+    log.info("Resuming the unfinished run in %s %s.", folder,
+             f"after {point['phase']} epoch {point['epochs_done']}" if state else
+             "from the start (it stopped before its first epoch ended)")
+    return point
+
+
+def _both_phases(run: PreparedRun, callbacks: list, backups: resume.Backups,
+                 record: RunRecord) -> None:
+    """Phase 1, then phase 2 unless skipped; metrics.json is updated after each."""
+    phase1, phase2 = run.phases
+    finetune.freeze(run.backbone)
+    state = backups.latest()
+    if state and state["record"]["name"] == phase2.name:
+        log.info("Phase 1 finished before the restart; its results are kept in metrics.json.")
+    else:
+        log.info("%s\nPhase 1 (feature extraction): %s frozen, training the new head; %s.\n%s",
+                 BANNER, run.backbone_name, _trainable_summary(run.model), BANNER)
+        with run.strategy.scope():
+            record.phases["phase1"] = _phase1(run, phase1, callbacks, backups)
+        record.save()
+    if run.plan is None:
+        return
+    _unfreeze(run)
+    with run.strategy.scope():
+        result = phases.fit(run.model, run.splits.train, run.splits.validation, phase2,
+                            callbacks, backups)
+    record.phases["phase2"] = {**result, **_test_results(run, phase2),
+                               "unfrozen_layers": run.plan.count,
+                               "first_unfrozen_layer": run.plan.first_layer}
+    record.save()
+
+
+def _unfreeze(run: PreparedRun) -> None:
+    trainable_before = _count(run.model.trainable_weights)
+    finetune.unfreeze_top(run.backbone, run.plan)
+    log.info("%s\nPhase 2 (fine-tuning): unfroze the top %d of %d %s layers (from %r up), "
+             "BatchNormalization kept frozen: %s more parameters trainable, %s; learning rate "
+             "%g.\n%s", BANNER, run.plan.count, run.plan.total_layers, run.backbone_name,
+             run.plan.first_layer, f"{_count(run.model.trainable_weights) - trainable_before:,}",
+             _trainable_summary(run.model), run.config.phase2.fine_tune_learning_rate, BANNER)
+
+
+def _phase1(run: PreparedRun, phase: phases.Phase, callbacks: list,
+            backups: resume.Backups) -> dict:
+    """Phase 1 on cached features when it is safe, else on images as in the keras.io recipe."""
+    config = run.config
+    use_cache, why = feature_cache.decide(config.phase1.feature_cache, config.data.augmented,
+                                          config.runtime.strategy)
+    log.info("Phase 1 feature cache: %s.", why)
+    if use_cache:
+        result = phases.fit_on_cached_features(
+            run.model, run.splits, phase, callbacks, backups,
+            os.path.join(run.run_dir, "feature_cache"), config.data.cache_memory_mb)
+    else:
+        result = phases.fit(run.model, run.splits.train, run.splits.validation, phase,
+                            callbacks, backups)
+    return {**result, "feature_cache": why, **_test_results(run, phase)}
+
+
+def _test_results(run: PreparedRun, phase: phases.Phase) -> dict:
+    """The test split's loss and metrics, and its report in `<run dir>/report/<phase>/`."""
+    if run.splits.test is None:
+        return {}
+    results = phases.evaluate(run.model, run.splits.test, phase)
+    log.info("%s test: %s", phase.name,
+             ", ".join(f"{key} {value:.4f}" for key, value in results["test"].items()))
+    out_dir = os.path.join(run.run_dir, "report", phase.name)
+    headline = run.task.write_report(
+        _predict_function(run.model), run.splits.test, run.config.export.top_k, out_dir,
+        os.path.join(run.run_dir, "logs", "report"), phase.last_epoch - 1,
+        f"{phase.name}, test split")
+    return {**results, "report": {"path": out_dir, **headline}}
+
+
+def _export(run: PreparedRun, record: RunRecord) -> dict:
+    """The SavedModel (warm-up requests from real held-out images), any TFLite variants, and
+    what the task adds once the export exists (a distilled student's comparison)."""
+    held_out = run.splits.test if run.splits.test is not None else run.splits.validation
+    pixels = next(iter(held_out.unbatch().batch(HELD_OUT_IMAGES)))[0].numpy()
+    top_k = run.config.export.top_k
+    exported = {"export": saved_model.export_saved_model(
+        run.model, os.path.join(run.run_dir, "export"), run.task.output_names,
+        lambda outputs: run.task.serving_outputs(outputs, top_k), pixels[:WARMUP_IMAGES])}
+    if run.config.export.export_tflite:
+        exported["tflite"] = tflite.export_and_verify(
+            run.model, os.path.join(run.run_dir, "tflite"), list(run.config.export.export_tflite),
+            run.task.output_names, pixels, run.task.compare_outputs)
+        for variant, check in exported["tflite"].items():
+            log.info("TFLite %s: %s, %.1f MB; against Keras on %d images: top-1 agreement %s, "
+                     "max abs diff %.2g.", variant, check["path"], check["bytes"] / 1e6,
+                     check["images"], check.get("top1_agreement", "n/a"), check["max_abs_diff"])
+    exported.update(run.task.after_export(run.model, exported["export"], pixels,
+                                          run.splits.test, record.final_phase().get("test", {})))
+    return exported
+
+
+def precision_policy(mixed: bool) -> str:
+    """mixed_float16 where there is a GPU, mixed_bfloat16 on CPU (and TPU), else float32."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def _callbacks(folder: str, model: keras.Model, task: Task) -> tuple[list, resume.Backups]:
+    """Shared by both phases: stop on a non-finite loss, one TensorBoard log on one epoch axis,
+    one best checkpoint (a diverged epoch never improves on it, so it stays the last good one),
+    and the per-epoch backups a killed run resumes from (they keep the checkpoint's best score).
+    """
+    checkpoint = feature_cache.FullModelCheckpoint(
+        model, os.path.join(folder, "checkpoints", "best.keras"), monitor=task.monitor,
+        mode=task.monitor_mode, save_best_only=True)
+    return ([keras.callbacks.TerminateOnNaN(),
+             keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "logs")), checkpoint],
+            resume.Backups(os.path.join(folder, "resume"), checkpoint))
+
+
+def _predict_function(model: keras.Model):
+    """A compiled inference call on one batch, on one device.
+
+    Not `predict_on_batch`: under MirroredStrategy (Keras 3.15) it gives every replica the whole
+    batch and concatenates their outputs, returning each prediction once per replica.
+    """
+    return tf.function(lambda images: model(images, training=False))
+
+
+def _final_metrics(record: RunRecord, task: Task) -> dict[str, float]:
+    """The HParams dashboard's metrics: the last phase's test results, best validation score."""
+    final = record.final_phase()
+    values = {f"test_{key}": value for key, value in final.get("test", {}).items()}
+    values.update({key: value for key, value in final.get("report", {}).items()
+                   if key != "path"})
+    validation = [value for phase in record.phases.values()
+                  for value in phase.get("history", {}).get(task.monitor, [])]
+    if validation:
+        values[f"best_{task.monitor}"] = (max if task.monitor_mode == "max" else min)(validation)
+    return values
+
+
+def _count(weights) -> int:
+    return sum(int(keras.ops.size(weight)) for weight in weights)
+
+
+def _trainable_summary(model: keras.Model) -> str:
+    return f"{_count(model.trainable_weights):,} of {_count(model.weights):,} parameters trainable"
+
+
+def _description(run: PreparedRun) -> dict:
+    return {"run_dir": run.run_dir, "config": run.config.flat(), "backbone": run.backbone_name,
+            "image_size": run.image_size, "task": run.task.name, **run.task.summary(),
+            "images_cached": run.splits.images_cached,
+            "skipped_files": run.splits.skipped_files}
