@@ -21,6 +21,7 @@ PIXELS_SIGNATURE = "serving_pixels"  # Float32 raw 0-255 pixels at the model's s
 IMAGE_BYTES_INPUT = "image_bytes"  # TF Serving's REST API decodes {"b64": ...} into it.
 PIXELS_INPUT = "image"
 CLASSIFIER_OUTPUT = "probabilities"  # A classifier's signatures return it; a regressor's don't.
+REGRESSOR_OUTPUT = "predictions"  # A regressor's: [N, targets] in the targets' own units.
 LABELS_FILE = os.path.join("assets.extra", "labels.txt")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 

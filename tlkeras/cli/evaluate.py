@@ -23,14 +23,15 @@ from tlkeras.errors import ConfigError
 DATA_FLAGS = ("dataset", "data_dir", "image_dir", "batch_size")
 
 
-def define_flags() -> None:
-    config_flags.define_group(DataConfig, only=DATA_FLAGS)
-    config_flags.define_group(ExportConfig, only=("top_k",))
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    config_flags.define_group(DataConfig, only=DATA_FLAGS, flag_values=flag_values)
+    config_flags.define_group(ExportConfig, only=("top_k",), flag_values=flag_values)
     flags.DEFINE_string("model", None, "Export folder (its highest integer version is used) or "
-                        "one version folder.", required=True)
+                        "one version folder.", required=True, flag_values=flag_values)
     flags.DEFINE_string("split", "test", "Split to evaluate: TFDS split name, or subfolder of "
-                        "--image_dir.")
-    flags.DEFINE_string("report_dir", None, "New folder for the report.", required=True)
+                        "--image_dir.", flag_values=flag_values)
+    flags.DEFINE_string("report_dir", None, "New folder for the report.", required=True,
+                        flag_values=flag_values)
 
 
 def evaluate_export(data: DataConfig, top_k: int, model_path: str, split: str,

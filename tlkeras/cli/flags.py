@@ -14,8 +14,9 @@ from tlkeras.config import GROUPS, Config
 
 
 def define_group(group_cls, only: tuple[str, ...] | None = None,
-                 flag_values: flags.FlagValues = flags.FLAGS) -> None:
+                 flag_values: flags.FlagValues | None = None) -> None:
     """Defines a flag for every field of a config group (or the fields named in `only`)."""
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     number = list(GROUPS.values()).index(group_cls) + 1
     module_name = f"tlkeras ({number}) {group_cls.TITLE}"
     for field in dataclasses.fields(group_cls):
@@ -23,19 +24,20 @@ def define_group(group_cls, only: tuple[str, ...] | None = None,
             _define(field, module_name, flag_values)
 
 
-def define_all(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+def define_all(flag_values: flags.FlagValues | None = None) -> None:
     for group_cls in GROUPS.values():
         define_group(group_cls, flag_values=flag_values)
 
 
-def read_group(group_cls, flag_values: flags.FlagValues = flags.FLAGS, **fixed):
+def read_group(group_cls, flag_values: flags.FlagValues | None = None):
     """The group's dataclass from parsed flags; fields without a flag keep their defaults."""
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     values = {field.name: _value(flag_values[field.name].value, field)
               for field in dataclasses.fields(group_cls) if field.name in flag_values}
-    return group_cls(**{**values, **fixed})
+    return group_cls(**values)
 
 
-def read_config(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
+def read_config(flag_values: flags.FlagValues | None = None) -> Config:
     return Config(**{name: read_group(cls, flag_values) for name, cls in GROUPS.items()})
 
 

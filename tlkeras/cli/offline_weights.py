@@ -11,9 +11,9 @@ from absl import app, flags
 from tlkeras.model.offline_weights import DEFAULT_PATH
 
 
-
-def define_flags() -> None:
-    flags.DEFINE_string("out", DEFAULT_PATH, "Where to write the MobileNetV2 backbone weights.")
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("out", DEFAULT_PATH, "Where to write the MobileNetV2 backbone weights.",
+                        flag_values=flag_values)
 
 
 def main(argv):

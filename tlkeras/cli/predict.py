@@ -10,24 +10,29 @@ others are still predicted; the exit status is then 1 (0 when every image was pr
 """
 
 import json
-import os
 import sys
 
 from absl import app, flags
 
-from tlkeras.artifacts.contract import IMAGE_BYTES_INPUT, SERVING_SIGNATURE, ExportedModel
+from tlkeras.artifacts.contract import (
+    IMAGE_BYTES_INPUT,
+    REGRESSOR_OUTPUT,
+    SERVING_SIGNATURE,
+    ExportedModel,
+)
 from tlkeras.errors import ConfigError
 from tlkeras.image_files import expand_image_paths
 
 
-
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("model", None, "Export folder (its highest integer version is used) or "
-                        "one version folder.", required=True)
+                        "one version folder.", required=True, flag_values=flag_values)
     flags.DEFINE_integer("top_k", 3, "Classes printed per image (at most the export's --top_k, "
-                         "5 by default).")
-    flags.DEFINE_integer("batch_size", 32, "Images per call of the signature.")
-    flags.DEFINE_bool("json", False, "One JSON object per line instead of text.")
+                         "5 by default).", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 32, "Images per call of the signature.",
+                         flag_values=flag_values)
+    flags.DEFINE_bool("json", False, "One JSON object per line instead of text.",
+                      flag_values=flag_values)
 
 
 def predict_files(serve, paths: list[str], batch_size: int):
@@ -70,9 +75,9 @@ def _reason(message: str) -> str:
 
 def format_prediction(path: str, outputs: dict, top_k: int, as_json: bool,
                       target_names: list[str] = ()) -> str:
-    if "predictions" in outputs:  # A regressor.
+    if REGRESSOR_OUTPUT in outputs:
         values = {name: float(value) for name, value in
-                  zip(target_names, outputs["predictions"], strict=True)}
+                  zip(target_names, outputs[REGRESSOR_OUTPUT], strict=True)}
         if as_json:
             return json.dumps({"path": path, "predictions": values})
         return f"{path}: " + ", ".join(f"{name} {value:.4g}" for name, value in values.items())
@@ -101,7 +106,8 @@ def main(argv):
             failures += 1
             print(f"{path}: cannot predict: {error}", file=sys.stderr)
         else:
-            print(format_prediction(path, outputs, flags.FLAGS.top_k, flags.FLAGS.json, target_names))
+            print(format_prediction(path, outputs, flags.FLAGS.top_k, flags.FLAGS.json,
+                                    target_names))
     if failures:
         print(f"{failures} of {len(paths)} files could not be read as images.", file=sys.stderr)
         sys.exit(1)

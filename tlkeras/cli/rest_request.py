@@ -18,9 +18,9 @@ from tlkeras.artifacts.contract import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 from tlkeras.image_files import expand_image_paths
 
 
-
-def define_flags() -> None:
-    flags.DEFINE_string("out", "-", "Where to write the JSON body; - is stdout.")
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("out", "-", "Where to write the JSON body; - is stdout.",
+                        flag_values=flag_values)
 
 
 def request_body(images: list[bytes]) -> dict:

@@ -13,11 +13,11 @@ from tlkeras.cli import common
 from tlkeras.cli import flags as config_flags
 
 
-
-def define_flags() -> None:
-    config_flags.define_all()
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    config_flags.define_all(flag_values)
     flags.DEFINE_bool("list_backbones", False, "Print every backbone with its default input "
-                      "size and parameter count, then exit.", module_name="tlkeras (2) model")
+                      "size and parameter count, then exit.", module_name="tlkeras (2) model",
+                      flag_values=flag_values)
 
 
 def main(argv):

@@ -81,6 +81,7 @@ class Task(abc.ABC):
 
     def clean_up(self, run_dir: str) -> None:
         """Removes what `prepare_training_data` left in the run folder (default: nothing)."""
+        del run_dir
 
     def after_export(self, model: keras.Model, export_path: str, pixels: np.ndarray,
                      test: tf.data.Dataset | None, final_test: dict) -> dict:

@@ -12,12 +12,11 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from tlkeras.artifacts.contract import REGRESSOR_OUTPUT
 from tlkeras.data.sources import LABEL_NUMBERS
 from tlkeras.model.losses import ScaledRegressionLoss
 from tlkeras.reporting import regression as report
 from tlkeras.tasks.base import Task
-
-PREDICTIONS_OUTPUT = "predictions"  # The signatures' output: [N, targets] in original units.
 
 
 class Regression(Task):
@@ -50,7 +49,7 @@ class Regression(Task):
                                         name="normalised_predictions")(features)
         return keras.layers.Normalization(mean=self.mean, variance=np.square(self.std),
                                           invert=True, dtype="float32",
-                                          name=PREDICTIONS_OUTPUT)(normalised)
+                                          name=REGRESSOR_OUTPUT)(normalised)
 
     def evaluation_compile_args(self) -> dict:
         return {"loss": ScaledRegressionLoss(self.loss, tuple(float(s) for s in self.std)),
@@ -58,7 +57,7 @@ class Regression(Task):
                             keras.metrics.RootMeanSquaredError(name="rmse")]}
 
     def serving_outputs(self, outputs, top_k: int) -> dict:
-        return {PREDICTIONS_OUTPUT: outputs}
+        return {REGRESSOR_OUTPUT: outputs}
 
     def compare_outputs(self, expected: np.ndarray, actual: np.ndarray) -> dict:
         return {"max_abs_diff": float(np.abs(actual - expected).max())}
