@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up .venv and runs the test suite. Default: the fast tests (under ~10 minutes on 2 CPU
-# cores). `bash scripts/test.sh -m slow` runs the slow end-to-end ones; other pytest arguments
-# pass through.
+# Sets up .venv and runs the test suite. Default: the unit tier (tests/unit, seconds) and the
+# integration tests, not the slow ones. `bash scripts/test.sh tests/unit` runs the unit tier
+# alone, `bash scripts/test.sh -m slow` the slow end-to-end tests; pytest arguments pass through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
