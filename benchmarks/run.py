@@ -12,7 +12,7 @@ machine-readable: `caching_speedup=X pipeline_headroom=Y finetune_efficiency=Z`.
    the model, plain `model.fit` on the image pipeline), epochs 2..N and epoch 1 separately.
 2. Input pipeline headroom: training steps/s of the recipe's model fed by tlkeras' tf.data
    pipeline vs fed by NumPy tensors already in memory.
-3. Phase 2 (top 40 layers unfrozen, BN frozen) steps/s through tlkeras' `train.fit` (its
+3. Phase 2 (top 40 layers unfrozen, BN frozen) steps/s through tlkeras' `phases.fit` (its
    pipeline, TensorBoard callback) vs a bare `model.fit` of the same model on in-memory tensors.
 4. Peak RSS of each path.
 """
@@ -47,20 +47,23 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     import keras
     import numpy as np
 
-    from tlkeras import backbones, data, feature_cache, finetune, resume, train
+    from tlkeras import data
     from tlkeras.config import Config
-    from tlkeras.model import build_classifier
+    from tlkeras.model import backbones, finetune
+    from tlkeras.tasks.classification import Classification
+    from tlkeras.training import phases, resume
 
     keras.utils.set_random_seed(0)
-    config = Config(image_dir=image_dir, test_split="", weights=str(WEIGHTS),
-                    image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, seed=0)
-    splits = data.load(config, IMAGE_SIZE)
+    config = Config.of(image_dir=image_dir, test_split="", weights=str(WEIGHTS),
+                       image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, seed=0)
+    splits = data.load(config.data, data.LABEL_CLASSES, config.runtime.seed, IMAGE_SIZE)
     spec = backbones.get_spec("MobileNetV2")
-    backbone = backbones.build_backbone(spec, IMAGE_SIZE, config.weights)
-    model = build_classifier(backbone, spec.name, len(splits.class_names), config.dropout)
+    backbone = backbones.build_backbone(spec, IMAGE_SIZE, config.model.weights)
+    task = Classification(splits.output_names)
+    model = task.build_model(backbone, spec.name, config.model.dropout)
     finetune.freeze(backbone)
-    phase1 = train.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-3))
-    phase2 = train.Phase("phase2", 0, epochs, keras.optimizers.Adam(1e-4))
+    phase1 = phases.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-3), task)
+    phase2 = phases.Phase("phase2", 0, epochs, keras.optimizers.Adam(1e-4), task)
     timer = resume.PhaseRecord("baseline", 0)
 
     def in_memory(dataset):
@@ -68,15 +71,12 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
         return np.concatenate(images), np.concatenate(labels)
 
     if path == "recipe_phase1":
-        seconds = train.fit(model, splits.train, splits.validation, phase1, [])["epoch_seconds"]
-    elif path == "tlkeras_phase1":
-        train_features, validation_features = (
-            feature_cache.feature_dataset(model, images, splits.sizes[name], config, BATCH_SIZE,
-                                          tempfile.mkdtemp(), name, training=name == "train")
-            for name, images in (("train", splits.train.in_order()),
-                                 ("validation", splits.validation)))
-        seconds = train.fit(feature_cache.head_model(model), train_features,
-                            validation_features, phase1, [])["epoch_seconds"]
+        seconds = phases.fit(model, splits.train, splits.validation, phase1, [])["epoch_seconds"]
+    elif path == "tlkeras_phase1":  # As a run does it: the head on features cached once.
+        with tempfile.TemporaryDirectory() as folder:
+            seconds = phases.fit_on_cached_features(
+                model, splits, phase1, [], None, os.path.join(folder, "feature_cache"),
+                config.data.cache_memory_mb)["epoch_seconds"]
     elif path in ("pipeline_fed", "memory_fed"):
         model.compile(optimizer=phase1.optimizer, **phase1.task.training_compile_args())
         if path == "pipeline_fed":
@@ -90,8 +90,8 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
         finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, UNFREEZE))
         if path == "tlkeras_phase2":
             logs = keras.callbacks.TensorBoard(tempfile.mkdtemp())
-            seconds = train.fit(model, splits.train, splits.validation, phase2,
-                                [logs])["epoch_seconds"]
+            seconds = phases.fit(model, splits.train, splits.validation, phase2,
+                                 [logs])["epoch_seconds"]
         else:
             model.compile(optimizer=phase2.optimizer, **phase2.task.training_compile_args())
             model.fit(*in_memory(splits.train.in_order()),

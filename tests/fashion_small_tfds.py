@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import FASHION_MINI
+from helpers import FASHION_MINI
 
 
 class FashionMnistSmall(tfds.core.GeneratorBasedBuilder):

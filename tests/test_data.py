@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from fashion_small_tfds import FashionBrightnessSmall, FashionMnistSmall
 
-from conftest import FASHION_MINI
+from helpers import FASHION_MINI
 from tlkeras import data
 from tlkeras.config import Config
 from tlkeras.data import tfds_source

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FASHION_MINI, QUICKSTART, run_tlkeras
+from helpers import FASHION_MINI, QUICKSTART, run_tlkeras
 
 pytestmark = pytest.mark.slow
 STUDENT = ("--image_size=48",)

@@ -4,8 +4,8 @@ import json
 
 import keras
 
-import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
-from conftest import (
+import tlkeras.model.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
+from helpers import (
     CHANCE,
     E2E_PHASE1_EPOCHS,
     E2E_PHASE2_EPOCHS,

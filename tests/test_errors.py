@@ -2,9 +2,10 @@
 
 import pytest
 
-from conftest import FASHION_MINI, QUICKSTART, run_tlkeras
+from helpers import FASHION_MINI, QUICKSTART, run_tlkeras
 from tlkeras.config import Config, validate
 from tlkeras.errors import ConfigError
+from tlkeras.training import run_dir as rundir
 
 
 def quickstart(tmp_path, weights_path, *overrides):
@@ -75,47 +76,43 @@ def test_finished_run_is_never_overwritten(tmp_path, weights_path):
     earlier = tmp_path / "runs" / "bad"
     earlier.mkdir(parents=True)
     (earlier / "run.json").write_text("{}")
-    (earlier / "metrics.json").write_text('{"export": "runs/bad/export/1"}')
+    finished = '{"status": "finished", "export": "runs/bad/export/1"}'
+    (earlier / "metrics.json").write_text(finished)
     process = quickstart(tmp_path, weights_path)
     assert_clean_failure(process, "run_name", str(earlier), "a finished run", "never overwrites",
                          "--fresh_run")
     assert sorted(path.name for path in earlier.iterdir()) == ["metrics.json", "run.json"]
-    assert (earlier / "metrics.json").read_text() == '{"export": "runs/bad/export/1"}'
+    assert (earlier / "metrics.json").read_text() == finished
 
 
 @pytest.mark.parametrize("started_with, metrics, described", [
-    ({}, '{"phase1": {}, "error": "phase2 stopped in epoch 2"}',
+    ({}, '{"status": "failed", "phase1": {}, "error": "phase2 stopped in epoch 2"}',
      "a run that stopped with an error (phase2 stopped in epoch 2)"),
-    ({"epochs": 3}, '{"phase1": {}}', "started with other flags: --epochs=3 (now 5)"),
-    (None, '{"phase1": {}}', "something other than a tlkeras run"),
+    ({"epochs": 3}, '{"status": "running", "phase1": {}}',
+     "started with other flags: --epochs=3 (now 5)"),
+    (None, '{"status": "running", "phase1": {}}', "something other than a tlkeras run"),
 ], ids=["failed", "other-flags", "not-tlkeras"])
 def test_run_dir_resumes_only_the_same_commands_unfinished_run(tmp_path, started_with, metrics,
                                                                described):
-    from tlkeras import rundir
-
-    config = Config(image_dir="images", output_dir=str(tmp_path), run_name="run", epochs=5)
-    run_dir = rundir.create(Config(**{**config.__dict__, **(started_with or {})}),
-                            rundir.run_dir_path(config))
+    config = Config.of(image_dir="images", output_dir=str(tmp_path), run_name="run", epochs=5)
+    run_dir = rundir.create(config.replace(**(started_with or {})), rundir.run_dir_path(config))
     if started_with is None:
         (tmp_path / "run" / "run.json").unlink()
     (tmp_path / "run" / "metrics.json").write_text(metrics)
-    with pytest.raises(ConfigError, match="^--run_name: ") as refused:
+    with pytest.raises(ConfigError, match="^run_name: ") as refused:
         rundir.check_available(config, run_dir)
     assert described in str(refused.value) and "--fresh_run" in str(refused.value)
-    (tmp_path / "run" / "metrics.json").write_text('{"phase1": {}}')
+    (tmp_path / "run" / "metrics.json").write_text('{"status": "running", "phase1": {}}')
     if started_with == {}:  # The same command's unfinished run: resume it.
         assert rundir.check_available(config, run_dir) is True
 
 
 def test_fresh_run_starts_beside_an_existing_run(tmp_path):
-    from tlkeras import rundir
-
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad-2").mkdir()
-    config = Config(image_dir="x", output_dir=str(tmp_path), run_name="bad", fresh_run=True)
+    config = Config.of(image_dir="x", output_dir=str(tmp_path), run_name="bad", fresh_run=True)
     assert rundir.run_dir_path(config) == str(tmp_path / "bad-3")
-    assert rundir.run_dir_path(Config(image_dir="x", output_dir=str(tmp_path),
-                                      run_name="bad")) == str(tmp_path / "bad")
+    assert rundir.run_dir_path(config.replace(fresh_run=False)) == str(tmp_path / "bad")
 
 
 def test_missing_flagfile(tmp_path):
@@ -125,10 +122,16 @@ def test_missing_flagfile(tmp_path):
     assert "Traceback" not in process.stderr
 
 
-def test_exactly_one_data_source():
-    for config in (Config(), Config(dataset="cifar10", image_dir="images")):
-        with pytest.raises(ConfigError, match="^--dataset: give exactly one data source"):
+def test_exactly_one_data_source(tmp_path):
+    from tlkeras.cli.evaluate import evaluate_export
+
+    for config in (Config(), Config.of(dataset="cifar10", image_dir="images")):
+        with pytest.raises(ConfigError, match="^dataset: give exactly one data source"):
             validate(config)
+        # `tlkeras evaluate` refuses it the same way, before it looks at the model.
+        with pytest.raises(ConfigError, match="^dataset: give exactly one data source"):
+            evaluate_export(config.data, 5, str(tmp_path / "no_model"), "test",
+                            str(tmp_path / "report"))
 
 
 def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_checkpoint(
@@ -137,7 +140,7 @@ def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_chec
 
     import keras
 
-    import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing)
+    import tlkeras.model.backbones  # noqa: F401  (registers BackbonePreprocessing)
 
     # A step of 3e38 (near float32's largest value) overflows the weights, so the loss is NaN.
     process = quickstart(tmp_path, weights_path, f"--image_dir={small_image_dir}",
@@ -154,6 +157,7 @@ def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_chec
     assert keras.models.load_model(checkpoint).input.shape[1:] == (32, 32, 3)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["error"] == message.removeprefix("tlkeras: training stopped: ")
+    assert metrics["status"] == "failed"
     assert "test" in metrics["phase1"] and not (run_dir / "export").exists()
 
 

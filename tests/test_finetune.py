@@ -1,6 +1,6 @@
 """Phase 1 leaves the backbone untouched; phase 2 changes only unfrozen non-BN layers.
 
-Runs tlkeras' own phase function (`train.fit`) on real images, comparing every
+Runs tlkeras' own phase function (`phases.fit`) on real images, comparing every
 weight, BatchNormalization moving statistics included, before and after each phase.
 """
 
@@ -8,9 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from tlkeras import backbones, data, finetune, train
+from tlkeras import data
 from tlkeras.config import Config
-from tlkeras.model import build_augmentation, build_classifier
+from tlkeras.data.sources import LABEL_CLASSES
+from tlkeras.model import backbones, finetune
+from tlkeras.model.network import build_augmentation
+from tlkeras.tasks.classification import Classification
+from tlkeras.training import phases
 
 UNFROZEN = 25
 
@@ -27,17 +31,20 @@ def changed(before: dict, after: dict) -> set:
 
 @pytest.fixture(scope="module")
 def setup(small_image_dir, weights_path):
-    config = Config(image_dir=str(small_image_dir), weights=str(weights_path), image_size=64,
-                    batch_size=16, unfreeze=str(UNFROZEN), augment_flip=True)
-    splits = data.load(config, config.image_size)
-    backbone = backbones.build_backbone(backbones.get_spec("MobileNetV2"), 64, config.weights)
-    model = build_classifier(backbone, "MobileNetV2", 10, 0.2, build_augmentation(True, 0.1))
+    config = Config.of(image_dir=str(small_image_dir), weights=str(weights_path), image_size=64,
+                       batch_size=16, unfreeze=str(UNFROZEN), augment_flip=True)
+    splits = data.load(config.data, LABEL_CLASSES, config.runtime.seed, config.model.image_size)
+    backbone = backbones.build_backbone(backbones.get_spec("MobileNetV2"), 64,
+                                        config.model.weights)
+    model = Classification(splits.output_names).build_model(backbone, "MobileNetV2", 0.2,
+                                                            build_augmentation(True, 0.1))
     return config, splits, backbone, model
 
 
 def run_phase(model, splits, name, learning_rate, first_epoch):
-    phase = train.Phase(name, first_epoch, 1, keras.optimizers.Adam(learning_rate))
-    return train.fit(model, splits.train, splits.validation, phase, callbacks=[])
+    phase = phases.Phase(name, first_epoch, 1, keras.optimizers.Adam(learning_rate),
+                         Classification(splits.output_names))
+    return phases.fit(model, splits.train, splits.validation, phase, callbacks=[])
 
 
 def test_phase1_changes_only_the_head_and_phase2_only_unfrozen_non_bn(setup):
@@ -49,7 +56,7 @@ def test_phase1_changes_only_the_head_and_phase2_only_unfrozen_non_bn(setup):
     assert changed(start, snapshot(backbone)) == set()
     assert not np.array_equal(head_start, model.get_layer("probabilities").get_weights()[0])
 
-    plan = finetune.plan_unfreeze(backbone, config.unfreeze)
+    plan = finetune.plan_unfreeze(backbone, config.phase2.unfreeze)
     finetune.unfreeze_top(backbone, plan)
     layers = finetune.backbone_layers(backbone)
     top = {layer.name for layer in layers[-UNFROZEN:]}

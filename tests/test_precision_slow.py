@@ -4,10 +4,12 @@ import json
 
 import pytest
 
-from conftest import QUICKSTART, run_tlkeras
+from helpers import QUICKSTART, run_tlkeras
 
 # Short runs on the committed images; test accuracy is measured on 500 images, so two runs that
-# differ only in numerics should land within a few points of each other.
+# differ only in numerics should land within a few points of each other: at accuracy ~0.85 a
+# 500-image estimate deviates by sqrt(0.85 * 0.15 / 500) = 0.016; both runs see the same images,
+# so numerics alone move it less, and 0.05 (~3 deviations) flags a real loss of accuracy.
 SHORT_RUN = ("--image_size=64", "--epochs=3", "--fine_tune_epochs=1")
 TOLERANCE = 0.05
 

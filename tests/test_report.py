@@ -1,21 +1,20 @@
 """Evaluation report: numbers agree with an independent computation, figures decode at their
-size, TensorBoard holds the images and hparams, and `tlkeras.evaluate` reproduces the report."""
+size, TensorBoard holds the images and hparams, and `tlkeras evaluate` reproduces the report."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import E2E_PHASE1_EPOCHS, E2E_PHASE2_EPOCHS, FASHION_MINI, REPO, run_tlkeras
-from tlkeras import figures, report
+from helpers import E2E_PHASE1_EPOCHS, E2E_PHASE2_EPOCHS, FASHION_MINI, run_module, run_tlkeras
+from tlkeras.reporting import classification as report
+from tlkeras.reporting import figures
 
 
 def independent_report(labels, probabilities, classes, k):
-    """Plain loops over the examples, sharing nothing with tlkeras.report."""
+    """Plain loops over the examples, sharing nothing with tlkeras.reporting."""
     predicted = [int(np.argmax(p)) for p in probabilities]
     confusion = [[0] * classes for _ in range(classes)]
     for true, guess in zip(labels, predicted, strict=True):
@@ -45,6 +44,8 @@ def test_report_agrees_with_an_independent_computation():
     result = report.classification_report(labels, probabilities, names, k)
 
     confusion, per_class, top_k = independent_report(labels, probabilities, classes, k)
+    # Ratios of counts in float64 on both sides, summed in other orders: pytest.approx's default
+    # rel=1e-6 is ~1e10 float64 roundings, and a wrong count moves a ratio by >= 1/300.
     assert result["confusion_matrix"] == confusion
     for name, (precision, recall, f1, support) in zip(names, per_class, strict=True):
         assert result["per_class"][name] == pytest.approx(
@@ -73,7 +74,8 @@ def test_each_phase_writes_a_report_matching_the_test_metrics(trained_run, phase
     metrics = json.loads((run_dir / "metrics.json").read_text())
     written = json.loads((run_dir / "report" / phase / "report.json").read_text())
     assert written["examples"] == 500 and len(written["per_class"]) == 10
-    # Same model, same test images as Keras' model.evaluate: the same accuracy.
+    # Same model, same test images as Keras' model.evaluate: the same accuracy. Accuracies are
+    # at scale 1 and Keras accumulates them in float32: 1e-6 is ~17 roundings, one image 2e-3.
     assert written["accuracy"] == pytest.approx(metrics[phase]["test"]["accuracy"], abs=1e-6)
     assert written["top_5_accuracy"] >= written["accuracy"]
     assert metrics[phase]["report"]["macro_f1"] == written["macro_avg"]["f1"]
@@ -114,28 +116,36 @@ def test_tensorboard_has_report_images_after_each_phase_and_the_runs_hparams(tra
     assert session.hparams["fine_tune_epochs"].number_value == E2E_PHASE2_EPOCHS
     metrics = json.loads((run_dir / "metrics.json").read_text())
     test_accuracy = tf.make_ndarray(root.Tensors("test_accuracy")[0].tensor_proto).item()
-    assert test_accuracy == pytest.approx(metrics["phase2"]["test"]["accuracy"])
+    # The summary stores the accuracy (scale 1) as float32: one rounding, 6e-8, within rel=1e-6.
+    assert test_accuracy == pytest.approx(metrics["phase2"]["test"]["accuracy"], rel=1e-6)
 
 
 def test_evaluate_reproduces_the_report_from_the_savedmodel(trained_run, tmp_path):
     _, run_dir = trained_run
-    command = [sys.executable, "-m", "tlkeras.evaluate", f"--model={run_dir / 'export'}",
-               f"--image_dir={FASHION_MINI}", "--split=test", f"--report_dir={tmp_path / 'r'}"]
-    process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    flags = [f"--model={run_dir / 'export'}", f"--image_dir={FASHION_MINI}", "--split=test",
+             f"--report_dir={tmp_path / 'r'}"]
+    process = run_module("evaluate", *flags, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     again = json.loads((tmp_path / "r" / "report.json").read_text())
     during_training = json.loads((run_dir / "report" / "phase2" / "report.json").read_text())
     assert again["class_names"] == during_training["class_names"]
-    # The SavedModel's float results may flip a near-tie; allow one example in 500.
+    # The SavedModel's float results may flip a near-tie; allow one example in 500 (a count).
     assert again["accuracy"] == pytest.approx(during_training["accuracy"], abs=1 / 500)
     differences = np.abs(np.array(again["confusion_matrix"]) -
                          np.array(during_training["confusion_matrix"])).sum()
     assert differences <= 2
     assert png_shape(tmp_path / "r" / "confusion_matrix.png")[:2] == (800, 800)
 
-    refused = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    refused = run_module("evaluate", *flags, timeout=300)
     assert refused.returncode == 2
     assert "--report_dir" in refused.stderr and "never overwritten" in refused.stderr
+
+    # evaluate takes only its own flags: a training flag is absl's unknown-flag error.
+    training_flag = run_module("evaluate", *flags[:3], f"--report_dir={tmp_path / 'r2'}",
+                               "--epochs=3", timeout=300)
+    assert training_flag.returncode != 0
+    assert "Unknown command line flag 'epochs'" in training_flag.stderr
+    assert not (tmp_path / "r2").exists()
 
 
 def test_list_backbones_and_grouped_help():

@@ -7,8 +7,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-import tlkeras.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
-from conftest import FASHION_MINI
+import tlkeras.model.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
+from helpers import FASHION_MINI, FLOAT32_REORDERED
 
 
 def real_pixels(size: int, per_class: int = 5) -> np.ndarray:
@@ -23,7 +23,8 @@ def test_run_reports_tflite_agreement_in_metrics(trained_run):
     report = json.loads((run_dir / "metrics.json").read_text())["tflite"]
     assert set(report) == {"float32", "dynamic_int8"}
     assert report["float32"]["top1_agreement"] == 1.0
-    assert report["float32"]["max_abs_diff"] < 1e-4
+    # Probabilities in [0, 1], LiteRT vs Keras kernels: 1e-4 is ~1,600 float32 roundings.
+    assert report["float32"]["max_abs_diff"] < FLOAT32_REORDERED
     assert report["dynamic_int8"]["top1_agreement"] >= 0.9
     assert report["dynamic_int8"]["bytes"] < 0.4 * report["float32"]["bytes"]
     labels = (run_dir / "tflite" / "labels.txt").read_text().split()
@@ -43,4 +44,5 @@ def test_float32_tflite_matches_keras_on_real_images(trained_run):
     actual = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     expected = model.predict(pixels, verbose=0)
     np.testing.assert_array_equal(actual.argmax(axis=1), expected.argmax(axis=1))
-    assert np.abs(actual - expected).max() < 1e-4
+    # Probabilities in [0, 1], LiteRT vs Keras kernels: 1e-4 is ~1,600 float32 roundings.
+    assert np.abs(actual - expected).max() < FLOAT32_REORDERED
