@@ -1,9 +1,13 @@
 """Distillation against labels alone, same student and budget (`pytest -m slow`, ~3 minutes).
 
 Teacher: the full quickstart (MobileNetV2 at 96 px). Student: MobileNetV2 at 48 px, a quarter of
-the teacher's pixels and about twice its inference speed here, with the quickstart's epochs. Both
-students run with the same seed, deterministically. Measured here (test accuracy after phase 2,
-seeds 42 / 1 / 2): labels alone 0.858 / 0.836 / 0.842, distilled 0.868 / 0.870 / 0.850.
+the teacher's pixels, with the quickstart's epochs. Both students run with the same seed,
+deterministically. What one seed can show: the distilled student follows its teacher (agrees
+with it on more test images) and is not worse than labels alone by more than one standard error
+of an accuracy on 500 test images (sqrt(0.85 * 0.15 / 500) = 0.016). Whether it is *better* is a
+claim over several seeds (README, "Knowledge distillation"), not one run: at seed 42 the two
+differ by less than that standard error. Speeds are reported, not asserted: they belong to the
+benchmark, not to a test on a loaded machine.
 """
 
 import json
@@ -16,6 +20,7 @@ from helpers import FASHION_MINI, QUICKSTART, run_tlkeras
 
 pytestmark = pytest.mark.slow
 STUDENT = ("--image_size=48",)
+ACCURACY_STANDARD_ERROR = 0.016  # Binomial, 500 test images, accuracy ~0.85.
 
 
 def student(tmp_path, weights_path, name, *flags) -> dict:
@@ -33,17 +38,17 @@ def predictions(export: str, files: list[str]) -> np.ndarray:
         for start in range(0, len(files), 100)])
 
 
-def test_distilled_student_beats_labels_alone_and_follows_its_teacher(quickstart_run, tmp_path,
+def test_distilled_student_follows_its_teacher_at_no_cost_in_accuracy(quickstart_run, tmp_path,
                                                                       weights_path):
     _, teacher_dir = quickstart_run
     labels_only = student(tmp_path, weights_path, "labels_only")
     distilled = student(tmp_path, weights_path, "distilled", f"--distill_from={teacher_dir}")
     accuracy = {name: run["phase2"]["test"]["accuracy"]
                 for name, run in (("labels_only", labels_only), ("distilled", distilled))}
-    assert accuracy["distilled"] > accuracy["labels_only"], accuracy
+    assert accuracy["distilled"] > accuracy["labels_only"] - ACCURACY_STANDARD_ERROR, accuracy
     comparison = distilled["distillation"]
     assert comparison["teacher"]["test_accuracy"] > accuracy["distilled"]
-    assert comparison["student"]["images_per_second"] > comparison["teacher"]["images_per_second"]
+    assert comparison["student"]["images_per_second"] > 0  # Measured and reported.
 
     files = sorted(str(path) for path in (FASHION_MINI / "test").glob("*/*.png"))
     teacher = predictions(str(teacher_dir / "export" / "1"), files)

@@ -23,8 +23,11 @@ def config(small_image_dir, weights_path):
                      image_size=IMAGE_SIZE, batch_size=16, dropout=0.5, seed=3)
 
 
-def fit_in_new_process(config, backup_dir, epochs, on_features):
-    """What one process does: build everything from the seed, restore any backup, fit."""
+def fit_in_new_process(config, backup_dir, epochs, on_features, boundary=False):
+    """What one process does: build everything from the seed, restore any backup, fit.
+
+    `boundary`: phase 2 (top 20 layers unfrozen) on cached frozen-boundary activations.
+    """
     keras.utils.set_random_seed(config.runtime.seed)
     splits = data.load(config.data, LABEL_CLASSES, config.runtime.seed, IMAGE_SIZE)
     backbone = backbones.build_backbone(backbones.get_spec("MobileNetV2"), IMAGE_SIZE,
@@ -34,12 +37,20 @@ def fit_in_new_process(config, backup_dir, epochs, on_features):
     model = task.build_model(backbone, "MobileNetV2", config.model.dropout,
                              None if on_features else build_augmentation(True, 0.1))
     finetune.freeze(backbone)
+    if boundary:
+        finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, "20"))
     checkpoint = feature_cache.FullModelCheckpoint(model, str(backup_dir / "best.keras"),
                                                    monitor=task.monitor, mode=task.monitor_mode,
                                                    save_best_only=True)
     backups = resume.Backups(str(backup_dir / "resume"), checkpoint)
     phase = phases.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-2), task)
-    if on_features:
+    if boundary:
+        phase = phases.Phase("phase2", 0, epochs, keras.optimizers.Adam(1e-3), task)
+        result = phases.fit_on_cached(feature_cache.frozen_boundary(model, backbone), splits,
+                                      phase, [checkpoint], backups,
+                                      str(backup_dir / "boundary_cache"),
+                                      config.data.cache_memory_mb)
+    elif on_features:
         result = phases.fit_on_cached_features(model, splits, phase, [checkpoint], backups,
                                                str(backup_dir / "feature_cache"),
                                                config.data.cache_memory_mb)
@@ -48,16 +59,20 @@ def fit_in_new_process(config, backup_dir, epochs, on_features):
     return model, result, backups
 
 
-@pytest.mark.parametrize("on_features", [False, True], ids=["images", "cached-features"])
+@pytest.mark.parametrize("on_features, boundary", [(False, False), (True, False), (True, True)],
+                         ids=["images", "cached-features", "phase2-boundary-cache"])
 def test_resumed_phase_ends_with_the_uninterrupted_weights_and_history(config, tmp_path,
-                                                                       on_features):
-    model, result, _ = fit_in_new_process(config, tmp_path / "whole", EPOCHS, on_features)
+                                                                       on_features, boundary):
+    model, result, _ = fit_in_new_process(config, tmp_path / "whole", EPOCHS, on_features,
+                                          boundary)
 
-    # "Killed" after epoch 1: a new model, pipeline and optimizer pick up from the backup.
-    _, first_part, backups = fit_in_new_process(config, tmp_path / "parts", 1, on_features)
+    # "Killed" after epoch 1: a new model, pipeline and optimizer pick up from the backup (a
+    # resumed phase on cached activations computes them again first).
+    _, first_part, backups = fit_in_new_process(config, tmp_path / "parts", 1, on_features,
+                                                boundary)
     assert backups.latest()["record"]["epochs_done"] == 1
     resumed, rest, resumed_backups = fit_in_new_process(config, tmp_path / "parts", EPOCHS,
-                                                         on_features)
+                                                         on_features, boundary)
 
     assert len(result["history"]["loss"]) == EPOCHS
     assert rest["history"] == result["history"]  # Epoch 1 kept, epochs 2-3 the same.

@@ -17,6 +17,7 @@ from tlkeras.model import losses  # noqa: F401  (registers the losses compiled .
 from tlkeras.model.backbones import BackbonePreprocessing
 
 FEATURE_LAYER = "pooling"  # The backbone's pooled features; the head's layers follow it.
+PREPROCESSING_LAYER = "preprocessing"  # The backbone's own preprocess_input, before it.
 
 
 def build_augmentation(flip: bool, translate: float):
@@ -37,7 +38,7 @@ def build_model(backbone: keras.Model, backbone_name: str, head: Callable, dropo
     """
     inputs = keras.Input(shape=tuple(backbone.input.shape[1:]), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = BackbonePreprocessing(backbone_name, name="preprocessing")(x)
+    x = BackbonePreprocessing(backbone_name, name=PREPROCESSING_LAYER)(x)
     x = backbone(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)

@@ -1,26 +1,27 @@
-"""Phase 1 on cached backbone features: the frozen backbone runs once per image, not per epoch.
+"""Training on cached activations: the frozen part of the network runs once per image.
 
-In phase 1 only the head trains. The backbone is frozen and runs in inference mode, so without
-random augmentation it maps each image to the same pooled feature vector in every epoch; the
-keras.io recipe recomputes it anyway. Here the first epoch computes the features (a compiled
-extractor called batch by batch) and `tf.data.Dataset.cache` keeps them, in memory when they fit
-in --cache_memory_mb, else in a file in the run folder; later epochs train the head on them.
-
-The head trained on features is built from the model's own head layers (the same layer objects),
-so its weights are the full model's weights: phase 2 and the export need no copy.
+Phase 1 trains only the head on the frozen backbone, which runs in inference mode, so without
+random augmentation each image's pooled features are the same in every epoch; the keras.io
+recipe recomputes them anyway. Phase 2 unfreezes the top of the backbone, but everything below
+the frozen boundary (`tlkeras.model.cut`) is still a fixed function of the image. Both phases
+therefore compute those activations once (`tlkeras.training.activations`) and train a model
+made of the full model's own layers above them (shared, not copied), so the weights trained are
+the full model's weights: the checkpoint, the backups, the report and the export use them as
+they are.
 """
 
-import os
+import dataclasses
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from tlkeras import data
-from tlkeras.model.network import FEATURE_LAYER, head_layers
+from tlkeras.model import cut
+from tlkeras.model.network import FEATURE_LAYER, PREPROCESSING_LAYER, head_layers
 
 
 def decide(setting: str, augmented: bool, strategy: str) -> tuple[bool, str]:
-    """Whether phase 1 trains on cached features, and why (for the log and metrics.json).
+    """Whether a phase trains on cached activations, and why (for the log and metrics.json).
 
     `setting` is --feature_cache (auto, on, off); `strategy` is --strategy.
     """
@@ -29,58 +30,71 @@ def decide(setting: str, augmented: bool, strategy: str) -> tuple[bool, str]:
     if strategy == "tpu":  # Untested: the extractor may run per replica there.
         return False, "off: not yet supported with --strategy=tpu"
     if setting == "on":
-        note = " (phase 1 sees unaugmented images)" if augmented else ""
+        note = " (training sees unaugmented images)" if augmented else ""
         return True, f"on (--feature_cache=on){note}"
     if augmented:
-        return False, ("off: random augmentation is on, so features differ every epoch "
+        return False, ("off: random augmentation is on, so activations differ every epoch "
                        "(--feature_cache=on caches them anyway)")
-    return True, "on: no random augmentation, so each image's features never change"
+    return True, "on: no random augmentation, so each image's activations never change"
+
+
+@dataclasses.dataclass
+class CachedPart:
+    """A model over cached activations, sharing the full model's layers, and how to compute
+    the activations from images (raw pixels, inference mode)."""
+
+    trainee: keras.Model
+    extract: Callable[[tf.Tensor], tf.Tensor | tuple]
+    description: str  # For the log and metrics.json.
+
+
+def pooled_features(model: keras.Model) -> CachedPart:
+    """Phase 1: pooled backbone features -> the model's head layers."""
+    pooling = model.get_layer(FEATURE_LAYER)
+    extractor = keras.Model(model.input, pooling.output)
+    features = keras.Input(shape=pooling.output.shape[1:], name="features")
+    return CachedPart(keras.Model(features, _head(model, features), name="head"),
+                      lambda images: _float32(extractor(images, training=False)),
+                      "pooled backbone features")
+
+
+def frozen_boundary(model: keras.Model, backbone: keras.Model) -> CachedPart | None:
+    """Phase 2: the activations where the frozen part ends -> the trainable top and the head.
+
+    None when nothing below the trainable top is frozen (the boundary is the backbone's input).
+    """
+    boundary = cut.frozen_boundary(backbone)
+    if not boundary or any(tensor is backbone.input for tensor in boundary):
+        return None
+    bottom, top = cut.split_at(backbone, boundary)
+    preprocessing = model.get_layer(PREPROCESSING_LAYER)
+    inputs = [keras.Input(shape=tensor.shape[1:], name=f"boundary_{i}")
+              for i, tensor in enumerate(boundary)]
+    x = model.get_layer(FEATURE_LAYER)(top(inputs if len(inputs) > 1 else inputs[0]))
+    trainee = keras.Model(inputs if len(inputs) > 1 else inputs[0], _head(model, x),
+                          name="trainable_top")
+
+    def extract(images):
+        outputs = bottom(preprocessing(images), training=False)
+        return tuple(_float32(t) for t in outputs) if len(inputs) > 1 else _float32(outputs)
+
+    names = ", ".join(cut.boundary_names(boundary))
+    return CachedPart(trainee, extract, f"activations at the frozen boundary ({names})")
+
+
+def _head(model: keras.Model, x):
+    for layer in head_layers(model):
+        x = layer(x)
+    return x
+
+
+def _float32(tensor):
+    return tf.cast(tensor, tf.float32)
 
 
 def head_model(model: keras.Model) -> keras.Model:
     """pooled features -> the model's head layers (shared, not copied)."""
-    features = keras.Input(shape=model.get_layer(FEATURE_LAYER).output.shape[1:],
-                           name="features")
-    x = features
-    for layer in head_layers(model):
-        x = layer(x)
-    return keras.Model(features, x, name="head")
-
-
-def feature_dataset(model: keras.Model, images: tf.data.Dataset, size: int | None,
-                    like: data.TrainingData, cache_memory_mb: int, cache_file: str,
-                    training: bool) -> tf.data.Dataset | data.TrainingData:
-    """(features, label) examples, computed during the first pass, then cached.
-
-    `images` are batched examples in order. Batching, seed, shuffle buffer and options follow
-    `like` (the image training data). The cache is in memory when it fits in
-    `cache_memory_mb`, else at `cache_file`. Returns `TrainingData` for the training split,
-    else batches in order.
-    """
-    pooling = model.get_layer(FEATURE_LAYER)
-    extractor = keras.Model(model.input, pooling.output)
-    extract = tf.function(lambda x: tf.cast(extractor(x, training=False), tf.float32),
-                          input_signature=[tf.TensorSpec.from_spec(images.element_spec[0])])
-    label_spec = tf.TensorSpec.from_spec(images.element_spec[1])
-    feature_spec = tf.TensorSpec([None, pooling.output.shape[-1]], tf.float32)
-
-    def compute():
-        for batch_images, labels in images:
-            yield extract(batch_images), labels
-
-    features = tf.data.Dataset.from_generator(compute, output_signature=(feature_spec,
-                                                                         label_spec)).unbatch()
-    if size is None or not data.fits_in_memory(size, feature_spec.shape[-1] * 4,
-                                               cache_memory_mb):
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-    else:
-        cache_file = ""  # In memory.
-    if size is not None:  # Lets Keras know the epoch length before the first pass ends.
-        features = features.apply(tf.data.experimental.assert_cardinality(size))
-    if training:
-        return data.training_data(features, size, like.batch_size, like.seed,
-                                  like.shuffle_buffer, like.options, cache_file)
-    return data.pipeline(features, like.batch_size, like.options, cache_file)
+    return pooled_features(model).trainee
 
 
 class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -2,9 +2,10 @@
 
 `fit` compiles for the phase (needed after any change of `trainable`), resumes from the run's
 backup if a killed run had started this phase, and fits on the shared epoch axis.
-`fit_on_cached_features` is the same phase trained through the model's own head layers on
-features computed once (see `tlkeras.training.feature_cache`); the run, the resume tests and the
-benchmark all use it instead of wiring the cache themselves.
+`fit_on_cached` is the same phase trained through the model's own layers above a frozen part
+whose activations are computed once (`tlkeras.training.feature_cache`): the pooled features in
+phase 1, the frozen boundary in phase 2. The run, the tests and the benchmark all use it instead
+of wiring a cache themselves.
 """
 
 import dataclasses
@@ -16,9 +17,10 @@ import sys
 import keras
 import tensorflow as tf
 
+from tlkeras import data
 from tlkeras.errors import ConfigError, TrainingStopped
 from tlkeras.tasks.base import Task
-from tlkeras.training import feature_cache, resume
+from tlkeras.training import activations, feature_cache, resume
 
 
 @dataclasses.dataclass
@@ -81,26 +83,41 @@ def _stop_if_diverged(record: resume.PhaseRecord, phase: Phase) -> None:
             f"this data: lower --{phase.learning_rate_flag} and run again.")
 
 
-def fit_on_cached_features(model: keras.Model, splits, phase: Phase, callbacks: list,
-                           backups: resume.Backups | None, cache_dir: str,
-                           cache_memory_mb: int) -> dict:
-    """`fit` of the model's head on features the frozen backbone computes once per image.
+def fit_on_cached(part: feature_cache.CachedPart, splits, phase: Phase, callbacks: list,
+                  backups: resume.Backups | None, cache_dir: str, cache_memory_mb: int) -> dict:
+    """`fit` of `part.trainee` on activations computed once per image by `part.extract`.
 
-    `splits` is a `tlkeras.data.DataSplits`. The cache lives in memory within
+    `splits` is a `tlkeras.data.DataSplits`. The activations live in memory within
     `cache_memory_mb`, else in `cache_dir`, which is removed afterwards (and before: a killed
-    run may have left a partial one).
+    run may have left a partial one). The result says where they lived and how many batches
+    the frozen part ran.
     """
     shutil.rmtree(cache_dir, ignore_errors=True)
     try:
-        train, validation = (
-            feature_cache.feature_dataset(model, images, splits.sizes[name], splits.train,
-                                          cache_memory_mb, os.path.join(cache_dir, name),
-                                          training=name == "train")
-            for name, images in (("train", splits.train.in_order()),
-                                 ("validation", splits.validation)))
-        return fit(feature_cache.head_model(model), train, validation, phase, callbacks, backups)
+        train = activations.compute(part.extract, splits.train.in_order(), splits.sizes["train"],
+                                    cache_memory_mb, os.path.join(cache_dir, "train.tfrecord"))
+        validation = activations.compute(part.extract, splits.validation,
+                                         splits.sizes["validation"], cache_memory_mb,
+                                         os.path.join(cache_dir, "validation.tfrecord"))
+        like = splits.train
+        result = fit(part.trainee,
+                     data.training_data(train.examples, train.size, like.batch_size, like.seed,
+                                        like.shuffle_buffer, like.options, cache_file=None),
+                     data.pipeline(validation.examples, like.batch_size, like.options, None),
+                     phase, callbacks, backups)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
+    return {**result, "cache": {"what": part.description, "where": train.location,
+                                "batches_computed": train.batches_computed +
+                                validation.batches_computed}}
+
+
+def fit_on_cached_features(model: keras.Model, splits, phase: Phase, callbacks: list,
+                           backups: resume.Backups | None, cache_dir: str,
+                           cache_memory_mb: int) -> dict:
+    """Phase 1's `fit_on_cached`: the head on pooled features of the frozen backbone."""
+    return fit_on_cached(feature_cache.pooled_features(model), splits, phase, callbacks,
+                         backups, cache_dir, cache_memory_mb)
 
 
 def evaluate(model: keras.Model, test: tf.data.Dataset | None, phase: Phase) -> dict:

@@ -105,8 +105,7 @@ def _both_phases(run: PreparedRun, callbacks: list, backups: resume.Backups,
         return
     _unfreeze(run)
     with run.strategy.scope():
-        result = phases.fit(run.model, run.splits.train, run.splits.validation, phase2,
-                            callbacks, backups)
+        result = _phase2(run, phase2, callbacks, backups)
     record.phases["phase2"] = {**result, **_test_results(run, phase2),
                                "unfrozen_layers": run.plan.count,
                                "first_unfrozen_layer": run.plan.first_layer}
@@ -126,18 +125,42 @@ def _unfreeze(run: PreparedRun) -> None:
 def _phase1(run: PreparedRun, phase: phases.Phase, callbacks: list,
             backups: resume.Backups) -> dict:
     """Phase 1 on cached features when it is safe, else on images as in the keras.io recipe."""
-    config = run.config
-    use_cache, why = feature_cache.decide(config.phase1.feature_cache, config.data.augmented,
-                                          config.runtime.strategy)
-    log.info("Phase 1 feature cache: %s.", why)
+    use_cache, why = _decide_cache(run, "Phase 1 feature cache")
     if use_cache:
         result = phases.fit_on_cached_features(
             run.model, run.splits, phase, callbacks, backups,
-            os.path.join(run.run_dir, "feature_cache"), config.data.cache_memory_mb)
+            os.path.join(run.run_dir, "feature_cache"), run.config.data.cache_memory_mb)
     else:
         result = phases.fit(run.model, run.splits.train, run.splits.validation, phase,
                             callbacks, backups)
     return {**result, "feature_cache": why, **_test_results(run, phase)}
+
+
+def _phase2(run: PreparedRun, phase: phases.Phase, callbacks: list,
+            backups: resume.Backups) -> dict:
+    """Phase 2 on the cached activations of the frozen boundary when it is safe, else on
+    images. The top of the backbone and the head train either way; only the frozen bottom's
+    repeated forward passes are saved."""
+    use_cache, why = _decide_cache(run, "Phase 2 boundary cache")
+    part = feature_cache.frozen_boundary(run.model, run.backbone) if use_cache else None
+    if part is None:
+        why = why if not use_cache else "off: nothing below the unfrozen layers is frozen"
+        result = phases.fit(run.model, run.splits.train, run.splits.validation, phase,
+                            callbacks, backups)
+    else:
+        log.info("Phase 2 trains on %s.", part.description)
+        result = phases.fit_on_cached(part, run.splits, phase, callbacks, backups,
+                                      os.path.join(run.run_dir, "boundary_cache"),
+                                      run.config.data.cache_memory_mb)
+    return {**result, "boundary_cache": why}
+
+
+def _decide_cache(run: PreparedRun, what: str) -> tuple[bool, str]:
+    config = run.config
+    use_cache, why = feature_cache.decide(config.phase1.feature_cache, config.data.augmented,
+                                          config.runtime.strategy)
+    log.info("%s: %s.", what, why)
+    return use_cache, why
 
 
 def _test_results(run: PreparedRun, phase: phases.Phase) -> dict:
