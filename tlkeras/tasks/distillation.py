@@ -2,10 +2,10 @@
 
 The teacher is any tlkeras classification export (a run folder, its `export/` folder or one
 version), loaded as a SavedModel: no Keras model, no training code, inference only. Its
-`serving_pixels` signature gives the probabilities for each training and validation image during
-the first pass over the data, and `tf.data.Dataset.cache` keeps them beside the images (in memory
-within --cache_memory_mb, else in a file in the run folder), so later epochs of both phases never
-run the teacher again. Labels become [class id, teacher probabilities...] (see
+`serving_pixels` signature gives the probabilities for each training and validation image in
+one pass before training (`tlkeras.training.activations`, in the main thread), kept beside the
+images (in memory within --cache_memory_mb, else in a file in the run folder), so no epoch of
+either phase runs the teacher again. Labels become [class id, teacher probabilities...] (see
 tlkeras.model.losses.DistillationLoss); the test split keeps its plain labels. As a task it is
 classification with another training loss, training data that carry the teacher's outputs,
 and a teacher-versus-student comparison once the student is exported.
@@ -30,6 +30,7 @@ from tlkeras.errors import ConfigError
 from tlkeras.model import losses
 from tlkeras.reporting import classification as report
 from tlkeras.tasks.classification import Classification
+from tlkeras.training import activations
 
 CACHE_DIR = "distill_cache"  # In the run folder while training; removed when the run ends.
 SPEED_BATCH = 64  # Images per call when measuring inference speed.
@@ -44,6 +45,9 @@ class Teacher:
     serve: tf.types.experimental.ConcreteFunction  # serving_pixels: pixels -> dict of outputs.
     image_size: int
     parameters: int
+    # The loaded SavedModel: `serve` only weakly references its variables when called from a
+    # compiled function, so the object that owns them must stay alive with the teacher.
+    saved_model: object = None
 
     def probabilities(self, images: tf.Tensor) -> tf.Tensor:
         """The teacher's class probabilities for raw 0-255 pixels of any square size."""
@@ -67,44 +71,36 @@ def load_teacher(path: str, class_names: list[str]) -> Teacher:
                           f"from the data's {class_names}", "Distil on data with the teacher's "
                           "classes, in the same order.")
     return Teacher(exported.path, exported.signature(), exported.input_size(),
-                   exported.parameters())
+                   exported.parameters(), exported.load())
 
 
 def with_teacher_outputs(splits: data.DataSplits, teacher: Teacher, cache_memory_mb: int,
                          run_dir: str) -> data.DataSplits:
-    """Training and validation labels packed with the teacher's probabilities, cached."""
-    cache_dir = os.path.join(run_dir, CACHE_DIR)
-    image_size = splits.train.examples.element_spec[0].shape[0]
-    bytes_each = image_size * image_size * 3 * 4 + (len(splits.output_names) + 1) * 4
-
-    def cache_file(name):
-        if data.fits_in_memory(splits.sizes[name], bytes_each, cache_memory_mb):
-            return ""  # In memory.
-        os.makedirs(cache_dir, exist_ok=True)
-        return os.path.join(cache_dir, name)
-
+    """Training and validation labels packed with the teacher's probabilities, computed once."""
     train_data = splits.train
-    train = data.training_data(_packed(train_data.in_order(), teacher), splits.sizes["train"],
-                               train_data.batch_size, train_data.seed, train_data.shuffle_buffer,
-                               train_data.options, cache_file("train"))
-    validation = data.pipeline(_packed(splits.validation, teacher), train_data.batch_size,
-                               train_data.options, cache_file("validation"))
-    return dataclasses.replace(splits, train=train, validation=validation)
+    train = _packed(train_data.in_order(), splits.sizes["train"], teacher, cache_memory_mb,
+                    os.path.join(run_dir, CACHE_DIR, "train.tfrecord"))
+    validation = _packed(splits.validation, splits.sizes["validation"], teacher,
+                         cache_memory_mb, os.path.join(run_dir, CACHE_DIR, "validation.tfrecord"))
+    return dataclasses.replace(
+        splits, validation=data.pipeline(validation, train_data.batch_size, train_data.options,
+                                         None),
+        train=data.training_data(train, splits.sizes["train"], train_data.batch_size,
+                                 train_data.seed, train_data.shuffle_buffer, train_data.options,
+                                 None))
 
 
-def _packed(batches: tf.data.Dataset, teacher: Teacher) -> tf.data.Dataset:
+def _packed(batches: tf.data.Dataset, size: int | None, teacher: Teacher, memory_mb: int,
+            path: str) -> tf.data.Dataset:
     """Unbatched (image, [label, teacher probabilities...]) from batched (image, label)."""
-    image_spec = tf.TensorSpec.from_spec(batches.element_spec[0])
+    computed = activations.compute(lambda images: (images, teacher.probabilities(images)),
+                                   batches, size, memory_mb, path)
 
-    def compute():
-        for images, labels in batches:
-            probabilities = teacher.probabilities(images)
-            yield images, tf.concat([tf.cast(labels, tf.float32)[:, tf.newaxis],
-                                     probabilities], axis=1)
+    def pack(outputs, label):
+        images, probabilities = outputs
+        return images, tf.concat([tf.cast(label, tf.float32)[tf.newaxis], probabilities], 0)
 
-    classes = int(teacher.serve.structured_outputs[CLASSIFIER_OUTPUT].shape[-1])
-    return tf.data.Dataset.from_generator(compute, output_signature=(
-        image_spec, tf.TensorSpec([None, classes + 1], tf.float32))).unbatch()
+    return computed.examples.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def compare(teacher: Teacher, student_serve, pixels: np.ndarray, test: tf.data.Dataset | None,
