@@ -12,8 +12,9 @@ machine-readable: `caching_speedup=X pipeline_headroom=Y finetune_efficiency=Z`.
    the model, plain `model.fit` on the image pipeline), epochs 2..N and epoch 1 separately.
 2. Input pipeline headroom: training steps/s of the recipe's model fed by tlkeras' tf.data
    pipeline vs fed by NumPy tensors already in memory.
-3. Phase 2 (top 40 layers unfrozen, BN frozen) steps/s through tlkeras' `phases.fit` (its
-   pipeline, TensorBoard callback) vs a bare `model.fit` of the same model on in-memory tensors.
+3. Phase 2 (top 40 layers unfrozen, BN frozen) steps/s as a run does it (`phases.fit_on_cached`
+   on the frozen boundary's activations, its pipeline, a TensorBoard callback; epochs 2..N) vs a
+   bare `model.fit` of the same model on in-memory tensors.
 4. Peak RSS of each path.
 """
 
@@ -51,7 +52,7 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     from tlkeras.config import Config
     from tlkeras.model import backbones, finetune
     from tlkeras.tasks.classification import Classification
-    from tlkeras.training import phases, resume
+    from tlkeras.training import feature_cache, phases, resume
 
     keras.utils.set_random_seed(0)
     config = Config.of(image_dir=image_dir, test_split="", weights=str(WEIGHTS),
@@ -91,10 +92,15 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
         seconds = timer.epoch_seconds
     else:
         finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, UNFREEZE))
-        if path == "tlkeras_phase2":
+        if path == "tlkeras_phase2":  # As a run does it: on the frozen boundary's activations.
             logs = keras.callbacks.TensorBoard(tempfile.mkdtemp())
-            seconds = phases.fit(model, splits.train, splits.validation, phase2,
-                                 [logs])["epoch_seconds"]
+            with tempfile.TemporaryDirectory() as folder:
+                start = time.perf_counter()
+                seconds = phases.fit_on_cached(
+                    feature_cache.frozen_boundary(model, backbone), splits, phase2, [logs], None,
+                    os.path.join(folder, "boundary_cache"),
+                    config.data.cache_memory_mb)["epoch_seconds"]
+                seconds[0] = round(time.perf_counter() - start - sum(seconds[1:]), 3)
         else:
             model.compile(optimizer=phase2.optimizer, **phase2.task.training_compile_args())
             model.fit(*in_memory(splits.train.in_order()),
@@ -177,9 +183,9 @@ def table(summary: dict) -> tuple[list[str], dict]:
         f"| 2. train steps/s: tf.data pipeline vs in-memory tensors | "
         f"{pipe['pipeline_fed']:.2f} | {pipe['memory_fed']:.2f} | "
         f"{ratios['pipeline_headroom']:.2f} | >= 0.9 |",
-        f"| 3. phase 2 steps/s: tlkeras vs bare model.fit in memory | "
+        f"| 3. phase 2 steps/s: tlkeras (boundary cache) vs bare model.fit in memory | "
         f"{phase2['tlkeras_phase2']:.2f} | {phase2['bare_phase2']:.2f} | "
-        f"{ratios['finetune_efficiency']:.2f} | >= 0.9 |",
+        f"{ratios['finetune_efficiency']:.2f} | >= 2 |",
     ]
     rss = summary["rss"]
     rows += ["", "| path | peak RSS (MB) |", "|---|---|"]
