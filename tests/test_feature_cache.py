@@ -10,11 +10,11 @@ import pytest
 from helpers import assert_close_at_scale
 from tlkeras import data
 from tlkeras.config import Config
-from tlkeras.data.sources import LABEL_CLASSES
+from tlkeras.data.sources import LABEL_CLASSES, files_fingerprint
 from tlkeras.model import backbones, finetune
 from tlkeras.model.network import FEATURE_LAYER
 from tlkeras.tasks.classification import Classification
-from tlkeras.training import activations, feature_cache, phases
+from tlkeras.training import activations, feature_cache, feature_store, phases
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,54 @@ def test_phase2_on_frozen_boundary_activations_ends_with_the_uncached_weights(
         np.testing.assert_allclose(after_cache, after_images, rtol=0, atol=1e-5)
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(cached_history[key], uncached_history[key], rtol=1e-4)
+
+
+def test_feature_store_hands_back_the_same_activations_without_a_backbone_pass(
+        model_and_splits, tmp_path):
+    config, splits, model, _ = model_and_splits
+    part = feature_cache.pooled_features(model)
+    entries = {split: feature_store.entry_dir(str(tmp_path / "store"), config, 64,
+                                              part.description, fingerprint)
+               for split, fingerprint in splits.fingerprints.items()}
+    start = [variable.numpy() for variable in model.variables]  # Weights and Dropout's seed.
+    runs = []
+    for _ in range(2):  # The same phase 1 from the same start: first computed, then stored.
+        for variable, value in zip(model.variables, start, strict=True):
+            variable.assign(value)
+        phase = phases.Phase("phase1", 0, 2, keras.optimizers.Adam(1e-3),
+                             Classification(splits.output_names))
+        runs.append(phases.fit_on_cached(part, splits, phase, [], None, str(tmp_path / "c"),
+                                         config.data.cache_memory_mb, entries))
+    assert runs[0]["cache"]["batches_computed"] > 0
+    assert runs[1]["cache"]["batches_computed"] == 0  # No backbone call at all.
+    assert runs[1]["cache"]["where"] == entries["train"]
+    assert runs[1]["history"] == runs[0]["history"]  # Stored float32 values, read back exactly.
+    assert sorted(os.listdir(tmp_path / "store")) == sorted(
+        os.path.basename(entry) for entry in entries.values())
+
+
+def test_feature_store_key_changes_with_everything_the_activations_depend_on(tmp_path):
+    images = tmp_path / "a.png"
+    images.write_bytes(b"png")
+    weights = tmp_path / "w.weights.h5"
+    weights.write_bytes(b"weights")
+    config = Config.of(image_dir=str(tmp_path), weights=str(weights))
+
+    def key(config=config, size=64, what="pooled backbone features", files=None):
+        fingerprint = files_fingerprint(files or [(str(images), 0)])
+        return feature_store.entry_dir("store", config, size, what, fingerprint)
+
+    first = key()
+    assert key() == first  # Same inputs, same entry.
+    os.utime(images, ns=(1, 1))  # A file touched (or replaced) since.
+    assert key() != first
+    touched = key()
+    assert key(files=[(str(images), 1)]) != touched  # Another label.
+    assert key(size=96) != touched
+    assert key(what="activations at the frozen boundary (block_12_add)") != touched
+    assert key(config=config.replace(backbone="ResNet50")) != touched
+    weights.write_bytes(b"other weights")
+    os.utime(weights, ns=(2, 2))
+    assert key() != touched
+    assert key(config=config.replace(weights="none", seed=1)) != key(
+        config=config.replace(weights="none", seed=2))

@@ -50,6 +50,13 @@ class DataConfig:
     cache_memory_mb: int = setting(2048, "Keep decoded, resized images in memory (tf.data "
                                    "cache) when all splits together fit in this many MB; 0 turns "
                                    "it off.")
+    feature_store: str = setting("", "Folder that keeps the activations of the frozen backbone "
+                                 "(phase 1's features, phase 2's boundary) across runs, keyed "
+                                 "by everything they depend on (backbone, weights file, image "
+                                 "size, boundary, each split's files with sizes and times, or "
+                                 "the TFDS name, version and split). A rerun on the same data "
+                                 "and backbone, e.g. with another learning rate, skips those "
+                                 "backbone passes. Empty: off (nothing kept after the run).")
     deterministic: bool = setting(True, "Reproducible runs: tf.data keeps its element order and "
                                   "TensorFlow ops run deterministically "
                                   "(tf.config.experimental.enable_op_determinism), so the same "

@@ -45,6 +45,7 @@ class DataSplits:
     batch_size: int  # Global batch size.
     skipped_files: list[str]  # Image-folder files that do not decode, left out of every split.
     train_targets: np.ndarray | None = None  # [N, targets] float32 for LABEL_NUMBERS.
+    fingerprints: dict[str, str] = dataclasses.field(default_factory=dict)  # See SourceSplits.
 
 
 def load(data: DataConfig, labels: str, seed: int, image_size: int,
@@ -75,7 +76,8 @@ def load(data: DataConfig, labels: str, seed: int, image_size: int,
         test=None if source.test is None else pipeline(source.test, batch_size, options,
                                                        in_memory),
         output_names=names, sizes=sizes, images_cached=cache, batch_size=batch_size,
-        skipped_files=source.skipped_files, train_targets=source.train_targets)
+        skipped_files=source.skipped_files, train_targets=source.train_targets,
+        fingerprints=source.fingerprints)
 
 
 def load_split(data: DataConfig, labels: str, seed: int, split: str,

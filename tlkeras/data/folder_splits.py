@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras.data.decode import decode_and_resize
-from tlkeras.data.sources import Source, SourceSplits, SplitExamples
+from tlkeras.data.sources import Source, SourceSplits, SplitExamples, files_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class FolderSource(Source):
                         len(skipped), ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
         return SourceSplits(decode_files(train, image_size), decode_files(validation, image_size),
                             None if test is None else decode_files(test, image_size), names,
-                            skipped, self.train_targets(train))
+                            skipped, self.train_targets(train),
+                            {"train": files_fingerprint(train),
+                             "validation": files_fingerprint(validation)})
 
     def split_examples(self, files: list, names: list[str], image_size: int) -> SplitExamples:
         """`load_split`'s result for one split's listed files: readable ones, in listed order."""

@@ -10,7 +10,9 @@ reader, so the two never disagree on what a split holds. Caching and batching ar
 
 import abc
 import dataclasses
+import hashlib
 import importlib
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,19 @@ class SourceSplits:
     output_names: list[str]  # Class names in label order, or regression target names.
     skipped_files: list[str]  # Image files that do not decode, left out of every split.
     train_targets: np.ndarray | None = None  # [N, targets] float32 for LABEL_NUMBERS.
+    # What each split's examples are, as text that changes whenever they change ("train",
+    # "validation"): the key of cached activations reused across runs (--feature_store).
+    fingerprints: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def files_fingerprint(files: list[tuple[str, object]]) -> str:
+    """A split's listed files in order, with sizes, modification times and labels, hashed."""
+    digest = hashlib.sha256()
+    for path, label in files:
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0"
+                      f"{np.asarray(label).tolist()}\n".encode())
+    return f"files:{len(files)}:{digest.hexdigest()}"
 
 
 @dataclasses.dataclass

@@ -6,6 +6,8 @@ examples in every run. tensorflow-datasets is optional (`tlkeras[tfds]`); `sourc
 imports this module only for --dataset, and a missing package is a `ConfigError` there.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -47,7 +49,10 @@ class TfdsSource(Source):
         names = (_target_names(label_key, targets.shape[1]) if self.numeric
                  else builder.info.features[label_key].names)
         test = datasets[2] if test_split else None
-        return SourceSplits(datasets[0], datasets[1], test, names, [], targets)
+        dataset = f"tfds:{builder.info.full_name}:{os.path.abspath(builder.data_dir)}"
+        return SourceSplits(datasets[0], datasets[1], test, names, [], targets,
+                            {"train": f"{dataset}:{train_split}:{self.numeric}",
+                             "validation": f"{dataset}:{validation_split}:{self.numeric}"})
 
     def load_split(self, split: str, image_size: int) -> SplitExamples:
         builder = _builder(self.data)

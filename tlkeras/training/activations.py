@@ -16,8 +16,10 @@ generator. Computing up front costs the same single pass.
 """
 
 import dataclasses
+import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +28,8 @@ import tensorflow as tf
 from tlkeras import data
 
 log = logging.getLogger(__name__)
+RECORDS_FILE = "examples.tfrecord"  # In a feature store entry, with META_FILE.
+META_FILE = "meta.json"
 
 
 @dataclasses.dataclass
@@ -39,19 +43,47 @@ class Activations:
 
 
 def compute(function: Callable, batches: tf.data.Dataset, size: int | None, memory_mb: int,
-            path: str) -> Activations:
+            path: str, store_entry: str | None = None) -> Activations:
     """`function(images)` on every batch of `batches` ((images, labels), in order).
 
     `function` returns a tensor or a tuple of tensors per batch. They stay in memory when `size`
-    examples fit in `memory_mb`, else go to a TFRecord file at `path`.
+    examples fit in `memory_mb`, else go to a TFRecord file at `path`. With `store_entry` (a
+    folder of `--feature_store`), they are read from there if present, else computed and kept
+    there for later runs.
     """
     spec = tf.TensorSpec.from_spec(batches.element_spec[0])
     compiled = tf.function(function, input_signature=[spec])
     outputs = compiled.get_concrete_function().structured_outputs
     bytes_each = sum(int(np.prod(t.shape[1:])) * 4 for t in tf.nest.flatten(outputs))
-    if size is not None and data.fits_in_memory(size, bytes_each, memory_mb):
-        return _in_memory(compiled, batches)
-    return _on_disk(compiled, batches, path)
+    fits = size is not None and data.fits_in_memory(size, bytes_each, memory_mb)
+    if store_entry is not None:
+        return _through_store(compiled, batches, store_entry, fits)
+    return _in_memory(compiled, batches) if fits else _on_disk(compiled, batches, path)
+
+
+def _through_store(compiled, batches, entry: str, fits: bool) -> Activations:
+    """Reads the store's entry, or computes it under a temporary name and renames it in."""
+    computed = 0
+    if not os.path.isdir(entry):
+        partial = f"{entry}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        written = _on_disk(compiled, batches, os.path.join(partial, RECORDS_FILE))
+        with open(os.path.join(partial, META_FILE), "w") as file:
+            json.dump({"size": written.size, "batches": written.batches_computed}, file)
+        computed = written.batches_computed
+        try:
+            os.rename(partial, entry)
+        except OSError:  # Another run stored the same entry first: theirs is as good.
+            shutil.rmtree(partial, ignore_errors=True)
+    with open(os.path.join(entry, META_FILE)) as file:
+        size = json.load(file)["size"]
+    outputs = compiled.get_concrete_function().structured_outputs
+    spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype),
+                                 (outputs, batches.element_spec[1]))
+    examples = read_records(os.path.join(entry, RECORDS_FILE), spec)
+    log.info("Activations %s feature store entry %s.",
+             "written to" if computed else "read from", entry)
+    return Activations(examples.cache() if fits else examples, size, entry, computed)
 
 
 def _in_memory(compiled, batches) -> Activations:

@@ -84,21 +84,26 @@ def _stop_if_diverged(record: resume.PhaseRecord, phase: Phase) -> None:
 
 
 def fit_on_cached(part: feature_cache.CachedPart, splits, phase: Phase, callbacks: list,
-                  backups: resume.Backups | None, cache_dir: str, cache_memory_mb: int) -> dict:
+                  backups: resume.Backups | None, cache_dir: str, cache_memory_mb: int,
+                  store_entries: dict[str, str] | None = None) -> dict:
     """`fit` of `part.trainee` on activations computed once per image by `part.extract`.
 
     `splits` is a `tlkeras.data.DataSplits`. The activations live in memory within
     `cache_memory_mb`, else in `cache_dir`, which is removed afterwards (and before: a killed
-    run may have left a partial one). The result says where they lived and how many batches
-    the frozen part ran.
+    run may have left a partial one). With `store_entries` ({"train": folder, "validation":
+    folder} of a feature store) they are read from, or kept in, those folders instead. The
+    result says where they lived and how many batches the frozen part ran.
     """
     shutil.rmtree(cache_dir, ignore_errors=True)
+    entries = store_entries or {}
     try:
         train = activations.compute(part.extract, splits.train.in_order(), splits.sizes["train"],
-                                    cache_memory_mb, os.path.join(cache_dir, "train.tfrecord"))
+                                    cache_memory_mb, os.path.join(cache_dir, "train.tfrecord"),
+                                    entries.get("train"))
         validation = activations.compute(part.extract, splits.validation,
                                          splits.sizes["validation"], cache_memory_mb,
-                                         os.path.join(cache_dir, "validation.tfrecord"))
+                                         os.path.join(cache_dir, "validation.tfrecord"),
+                                         entries.get("validation"))
         like = splits.train
         result = fit(part.trainee,
                      data.training_data(train.examples, train.size, like.batch_size, like.seed,

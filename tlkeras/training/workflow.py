@@ -18,7 +18,7 @@ from tlkeras.errors import TrainingStopped
 from tlkeras.model import finetune
 from tlkeras.reporting import hparams, summary
 from tlkeras.tasks.base import Task
-from tlkeras.training import distribute, feature_cache, phases, resume, run_dir
+from tlkeras.training import distribute, feature_cache, feature_store, phases, resume, run_dir
 from tlkeras.training.prepare import PreparedRun, prepare
 from tlkeras.training.run_state import RunRecord
 
@@ -127,9 +127,10 @@ def _phase1(run: PreparedRun, phase: phases.Phase, callbacks: list,
     """Phase 1 on cached features when it is safe, else on images as in the keras.io recipe."""
     use_cache, why = _decide_cache(run, "Phase 1 feature cache")
     if use_cache:
-        result = phases.fit_on_cached_features(
-            run.model, run.splits, phase, callbacks, backups,
-            os.path.join(run.run_dir, "feature_cache"), run.config.data.cache_memory_mb)
+        part = feature_cache.pooled_features(run.model)
+        result = phases.fit_on_cached(part, run.splits, phase, callbacks, backups,
+                                      os.path.join(run.run_dir, "feature_cache"),
+                                      run.config.data.cache_memory_mb, _store_entries(run, part))
     else:
         result = phases.fit(run.model, run.splits.train, run.splits.validation, phase,
                             callbacks, backups)
@@ -151,8 +152,22 @@ def _phase2(run: PreparedRun, phase: phases.Phase, callbacks: list,
         log.info("Phase 2 trains on %s.", part.description)
         result = phases.fit_on_cached(part, run.splits, phase, callbacks, backups,
                                       os.path.join(run.run_dir, "boundary_cache"),
-                                      run.config.data.cache_memory_mb)
+                                      run.config.data.cache_memory_mb, _store_entries(run, part))
     return {**result, "boundary_cache": why}
+
+
+def _store_entries(run: PreparedRun, part: feature_cache.CachedPart) -> dict[str, str] | None:
+    """The --feature_store folders of this part's train and validation activations, if any.
+
+    None without a store, and for a task whose training labels carry more than the data's
+    (distillation): the store keys the data, not a teacher.
+    """
+    store = run.config.data.feature_store
+    if not store or run.task.packs_labels or not run.splits.fingerprints:
+        return None
+    return {split: feature_store.entry_dir(store, run.config, run.image_size, part.description,
+                                           fingerprint)
+            for split, fingerprint in run.splits.fingerprints.items()}
 
 
 def _decide_cache(run: PreparedRun, what: str) -> tuple[bool, str]:
