@@ -28,7 +28,6 @@ HELD_OUT_IMAGES = 200  # Held-out images on which TFLite (and a distilled studen
 log = logging.getLogger(__name__)
 
 
-
 def train_and_evaluate(config: Config) -> dict:
     """Runs both phases, writes logs, checkpoint, labels, metrics and the SavedModel.
 
