@@ -124,7 +124,7 @@ def _keras_weights_argument(weights: str):
     if not os.path.isfile(weights):
         raise ConfigError("weights", f"no weights file at {weights!r}",
                           "Pass --weights=imagenet, --weights=none or the path of an existing "
-                          ".weights.h5 file (see `python -m tlkeras.offline_weights`).")
+                          ".weights.h5 file (see `tlkeras offline-weights`).")
     return weights
 
 

@@ -5,8 +5,9 @@
   normalisation), yet the loss sees unit-variance targets, so one learning rate and one Huber
   delta suit targets in any units, and targets of different scales weigh alike.
 - `DistillationLoss`: Hinton et al.'s knowledge distillation for a softmax student. The label
-  tensor packs each example's class id and the teacher's probabilities (see tlkeras.distill),
-  because the teacher's outputs are computed once and cached with the data, not per step.
+  tensor packs each example's class id and the teacher's probabilities (see
+  tlkeras.tasks.distillation), because the teacher's outputs are computed once and cached with
+  the data, not per step.
 """
 
 import keras

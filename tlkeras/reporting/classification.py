@@ -3,7 +3,7 @@
 Per class precision, recall, F1 and support, their macro and support-weighted averages, accuracy,
 top-k accuracy and the confusion matrix go to `report.json` and a printed table; the confusion
 matrix and a grid of misclassified images go to PNG files and TensorBoard's Images tab. Used
-after each phase (`tlkeras.train`) and on any SavedModel export (`python -m tlkeras.evaluate`).
+after each phase (`tlkeras.training.workflow`) and on any SavedModel export (`tlkeras evaluate`).
 """
 
 import dataclasses
