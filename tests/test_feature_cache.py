@@ -58,7 +58,7 @@ def test_cached_features_are_the_backbone_features_in_memory_or_on_disk(model_an
 
 def test_head_shares_its_weights_with_the_full_model(model_and_splits):
     _, splits, model, extractor = model_and_splits
-    head = feature_cache.head_model(model)
+    head = feature_cache.pooled_features(model).trainee
     dense = model.get_layer("probabilities")
     dense.kernel.assign(np.random.default_rng(0).normal(size=dense.kernel.shape))
     images = next(iter(splits.test))[0].numpy()

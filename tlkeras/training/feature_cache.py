@@ -92,11 +92,6 @@ def _float32(tensor):
     return tf.cast(tensor, tf.float32)
 
 
-def head_model(model: keras.Model) -> keras.Model:
-    """pooled features -> the model's head layers (shared, not copied)."""
-    return pooled_features(model).trainee
-
-
 class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """A ModelCheckpoint that saves `full_model` even while only the head is being fitted."""
 
