@@ -51,23 +51,26 @@ def compute(function: Callable, batches: tf.data.Dataset, size: int | None, memo
     folder of `--feature_store`), they are read from there if present, else computed and kept
     there for later runs.
     """
-    spec = tf.TensorSpec.from_spec(batches.element_spec[0])
-    compiled = tf.function(function, input_signature=[spec])
-    outputs = compiled.get_concrete_function().structured_outputs
+    compiled = tf.function(function, input_signature=[
+        tf.TensorSpec.from_spec(batches.element_spec[0])])
+    outputs = compiled.get_concrete_function().structured_outputs  # Traced, not run.
+    # One batch's (activations, labels) structure, for writing and reading records.
+    spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype),
+                                 (outputs, batches.element_spec[1]))
     bytes_each = sum(int(np.prod(t.shape[1:])) * 4 for t in tf.nest.flatten(outputs))
     fits = size is not None and data.fits_in_memory(size, bytes_each, memory_mb)
     if store_entry is not None:
-        return _through_store(compiled, batches, store_entry, fits)
-    return _in_memory(compiled, batches) if fits else _on_disk(compiled, batches, path)
+        return _through_store(compiled, batches, spec, store_entry, fits)
+    return _in_memory(compiled, batches) if fits else _on_disk(compiled, batches, spec, path)
 
 
-def _through_store(compiled, batches, entry: str, fits: bool) -> Activations:
+def _through_store(compiled, batches, spec, entry: str, fits: bool) -> Activations:
     """Reads the store's entry, or computes it under a temporary name and renames it in."""
     computed = 0
     if not os.path.isdir(entry):
         partial = f"{entry}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        written = _on_disk(compiled, batches, os.path.join(partial, RECORDS_FILE))
+        written = _on_disk(compiled, batches, spec, os.path.join(partial, RECORDS_FILE))
         with open(os.path.join(partial, META_FILE), "w") as file:
             json.dump({"size": written.size, "batches": written.batches_computed}, file)
         computed = written.batches_computed
@@ -77,9 +80,6 @@ def _through_store(compiled, batches, entry: str, fits: bool) -> Activations:
             shutil.rmtree(partial, ignore_errors=True)
     with open(os.path.join(entry, META_FILE)) as file:
         size = json.load(file)["size"]
-    outputs = compiled.get_concrete_function().structured_outputs
-    spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype),
-                                 (outputs, batches.element_spec[1]))
     examples = read_records(os.path.join(entry, RECORDS_FILE), spec)
     log.info("Activations %s feature store entry %s.",
              "written to" if computed else "read from", entry)
@@ -97,15 +97,12 @@ def _in_memory(compiled, batches) -> Activations:
     return Activations(examples, len(examples), "memory", count)
 
 
-def _on_disk(compiled, batches, path: str) -> Activations:
+def _on_disk(compiled, batches, spec, path: str) -> Activations:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    count, size, spec = 0, 0, None
+    count, size = 0, 0
     with tf.io.TFRecordWriter(path) as writer:
         for images, batch_labels in batches:
-            element = (compiled(images), batch_labels)
-            spec = tf.nest.map_structure(
-                lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), element)
-            writer.write(_serialize(element))
+            writer.write(_serialize((compiled(images), batch_labels)))
             count, size = count + 1, size + int(batch_labels.shape[0])
     return Activations(read_records(path, spec), size, path, count)
 
