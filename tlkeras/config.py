@@ -230,8 +230,9 @@ class RuntimeConfig:
     seed: int = setting(42, "Random seed for shuffling, splits, augmentation and init.")
     strategy: str = setting("default", "tf.distribute strategy: default (one device), mirrored "
                             "(all local GPUs or --devices), multi_worker "
-                            "(MultiWorkerMirroredStrategy from TF_CONFIG; refused until Keras 3 "
-                            "supports it, keras-team/keras#20585), tpu (TPUStrategy on --tpu). "
+                            "(MultiWorkerMirroredStrategy: every worker runs the same command "
+                            "with its own TF_CONFIG, or under Slurm's srun; needs --run_name), "
+                            "tpu (TPUStrategy on --tpu). "
                             "--batch_size is per replica; the global batch is --batch_size x "
                             "replicas. Learning rates are not scaled for you: with N times the "
                             "global batch, the usual linear rule is N times --learning_rate and "
@@ -240,6 +241,9 @@ class RuntimeConfig:
     devices: tuple[str, ...] = setting((), "Devices for --strategy=mirrored, e.g. /gpu:0,/gpu:1 "
                                        "(default: all local GPUs, else the CPU).")
     tpu: str | None = setting(None, "TPU address or name for --strategy=tpu.")
+    worker_timeout: int = setting(300, "--strategy=multi_worker: seconds to wait for every "
+                                  "worker to join before stopping with the missing worker's "
+                                  "name.")
     mixed_precision: bool = setting(False, "Compute in mixed precision: mixed_float16 on GPU, "
                                     "mixed_bfloat16 on CPU/TPU; variables and the softmax "
                                     "output stay float32.")
@@ -248,7 +252,13 @@ class RuntimeConfig:
                                choices=("auto", "true", "false"))
 
     def validate(self) -> None:
-        pass
+        if self.strategy == "multi_worker" and (not self.run_name or self.fresh_run):
+            raise ConfigError("run_name", "--strategy=multi_worker needs the same run folder "
+                              "on every worker, so a --run_name and no --fresh_run",
+                              "Pass the same --run_name to every worker.")
+        if self.worker_timeout < 1:
+            raise ConfigError("worker_timeout", f"{self.worker_timeout} is not a number of "
+                              "seconds to wait", "Pass a positive --worker_timeout.")
 
 
 GROUPS = {"data": DataConfig, "model": ModelConfig, "phase1": Phase1Config,

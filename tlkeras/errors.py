@@ -23,3 +23,8 @@ class ConfigError(ValueError):
 
 class TrainingStopped(RuntimeError):
     """Training stopped itself (non-finite loss); the message names phase, epoch and the fix."""
+
+
+class WorkerLost(RuntimeError):
+    """A multi-worker run lost (or never reached) a worker; the message names it and says how
+    to resume. The run folder is left resumable: the same command on every worker continues."""

@@ -7,15 +7,17 @@ import sys
 from absl import flags
 from absl import logging as absl_logging
 
-from tlkeras.errors import ConfigError, TrainingStopped
+from tlkeras.errors import ConfigError, TrainingStopped, WorkerLost
 
 EXIT_CONFIG_ERROR = 2
 EXIT_TRAINING_STOPPED = 3
+EXIT_WORKER_LOST = 4
 
 
 @contextlib.contextmanager
 def user_errors():
-    """`ConfigError` -> `tlkeras: error: --flag: ...`, exit 2; `TrainingStopped` -> exit 3."""
+    """`ConfigError` -> `tlkeras: error: --flag: ...`, exit 2; `TrainingStopped` -> exit 3;
+    `WorkerLost` (multi-worker) -> exit 4."""
     try:
         yield
     except ConfigError as error:
@@ -24,6 +26,9 @@ def user_errors():
     except TrainingStopped as stopped:
         print(f"tlkeras: training stopped: {stopped}", file=sys.stderr)
         sys.exit(EXIT_TRAINING_STOPPED)
+    except WorkerLost as lost:
+        print(f"tlkeras: worker lost: {lost}", file=sys.stderr)
+        sys.exit(EXIT_WORKER_LOST)
 
 
 def quiet_tensorflow_logs() -> None:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tlkeras import data
 from tlkeras.errors import ConfigError, TrainingStopped
 from tlkeras.tasks.base import Task
-from tlkeras.training import activations, feature_cache, resume
+from tlkeras.training import activations, feature_cache, multi_worker, resume
 
 
 @dataclasses.dataclass
@@ -61,6 +61,7 @@ def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list,
     """
     model.compile(optimizer=phase.optimizer, **phase.task.training_compile_args(),
                   jit_compile=phase.jit_compile)
+    multi_worker.enable_keras_fit(model)
     record = (backups and backups.restore(model, phase.name)) or \
         resume.PhaseRecord(phase.name, phase.first_epoch)
     if record.epochs_done < phase.last_epoch:
@@ -140,6 +141,7 @@ def evaluate(model: keras.Model, test: tf.data.Dataset | None, phase: Phase) -> 
         return {}
     if not model.compiled or phase.task.packs_labels:
         model.compile(**phase.task.evaluation_compile_args(), jit_compile=phase.jit_compile)
+    multi_worker.enable_keras_fit(model)
     result = {key: float(value) for key, value in
               model.evaluate(test, return_dict=True, verbose=0).items()}
     return {"test": result}

@@ -26,6 +26,7 @@ import keras
 
 from tlkeras.training.run_state import write_json
 
+BACKUP_FOLDER = "resume"  # In the run folder.
 STATE_FILE = "state.json"
 log = logging.getLogger(__name__)
 
@@ -57,15 +58,21 @@ class PhaseRecord(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class Backups:
-    """The backups of one run folder, and the best-checkpoint callback whose score they keep."""
+    """The backups of one run folder, and the best-checkpoint callback whose score they keep.
+
+    `restore_dir`, if given, is where backups are restored from instead of `backup_dir`: a
+    multi-worker run's other workers write their own backups to a temporary folder but resume
+    from the chief's, so that every worker continues from the same epoch.
+    """
 
     backup_dir: str
     checkpoint: keras.callbacks.ModelCheckpoint
+    restore_dir: str | None = None
 
     def latest(self) -> dict | None:
         """The last backup's state, or None before the first epoch has finished."""
         try:
-            with open(os.path.join(self.backup_dir, STATE_FILE)) as file:
+            with open(os.path.join(self._restore_dir, STATE_FILE)) as file:
                 return json.load(file)
         except FileNotFoundError:
             return None
@@ -77,13 +84,17 @@ class Backups:
             return None
         if not model.optimizer.built:  # Its variables must exist to receive the saved state.
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        model.load_weights(os.path.join(self._restore_dir, state["weights"]))
         for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
             variable.assign(value)
         self.checkpoint.best = state["best"]
         log.info("Resumed %s after epoch %d from %s.", phase_name, state["record"]["epochs_done"],
-                 self.backup_dir)
+                 self._restore_dir)
         return PhaseRecord(**state["record"])
+
+    @property
+    def _restore_dir(self) -> str:
+        return self.restore_dir or self.backup_dir
 
     def callback(self, record: PhaseRecord) -> keras.callbacks.Callback:
         """Backs up after every epoch; must come after `record` and the checkpoint callback."""

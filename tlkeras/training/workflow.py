@@ -8,6 +8,7 @@ asked of the task.
 
 import logging
 import os
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -18,7 +19,15 @@ from tlkeras.errors import TrainingStopped
 from tlkeras.model import finetune
 from tlkeras.reporting import hparams, summary
 from tlkeras.tasks.base import Task
-from tlkeras.training import distribute, feature_cache, feature_store, phases, resume, run_dir
+from tlkeras.training import (
+    distribute,
+    feature_cache,
+    feature_store,
+    multi_worker,
+    phases,
+    resume,
+    run_dir,
+)
 from tlkeras.training.prepare import PreparedRun, prepare
 from tlkeras.training.run_state import RunRecord
 
@@ -34,6 +43,19 @@ def train_and_evaluate(config: Config) -> dict:
     Returns the metrics dictionary that is also written to `<run dir>/metrics.json`.
     """
     strategy = distribute.make_strategy(config.runtime)  # First: TPU set-up precedes the rest.
+    if multi_worker.is_chief(strategy):
+        return _train_and_evaluate(config, strategy)
+    # Every other worker runs the same steps (each collective needs all workers), writing its
+    # outputs to a temporary folder that is removed after; it resumes from the chief's backups.
+    chief_run_dir = run_dir.run_dir_path(config)
+    with tempfile.TemporaryDirectory(prefix=f"tlkeras-{multi_worker.task_name(strategy)}-") \
+            as folder:
+        return _train_and_evaluate(config.replace(output_dir=folder), strategy,
+                                   os.path.join(chief_run_dir, resume.BACKUP_FOLDER))
+
+
+def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
+                        restore_dir: str | None = None) -> dict:
     keras.utils.set_random_seed(config.runtime.seed)
     if config.data.deterministic:  # Same seed, same results (on CPU; see the README for GPUs).
         tf.config.experimental.enable_op_determinism()
@@ -44,10 +66,11 @@ def train_and_evaluate(config: Config) -> dict:
     run_dir.write_labels_file(run.run_dir, run.task.output_names)
     run.splits = run.task.prepare_training_data(run.splits, run.run_dir,
                                                 config.data.cache_memory_mb)
-    callbacks, backups = _callbacks(run.run_dir, run.model, run.task)
+    callbacks, backups = _callbacks(run.run_dir, run.model, run.task, restore_dir)
     record = _start_record(run, backups)
     try:
-        _both_phases(run, callbacks, backups, record)
+        with multi_worker.peers_watched(strategy):
+            _both_phases(run, callbacks, backups, record)
     except TrainingStopped as stopped:
         checkpoint = os.path.join(run.run_dir, "checkpoints", "best.keras")
         kept = (f" The last good checkpoint is kept: {checkpoint}." if os.path.exists(checkpoint)
@@ -92,6 +115,10 @@ def _both_phases(run: PreparedRun, callbacks: list, backups: resume.Backups,
     phase1, phase2 = run.phases
     finetune.freeze(run.backbone)
     state = backups.latest()
+    multi_worker.check_same_everywhere(
+        run.strategy, (state or {}).get("weights", "no backup"), "the epoch to resume after",
+        "Every worker resumes from the chief's backups: put --output_dir on a filesystem that "
+        "all workers see (NFS, GCS), or rerun with a new --run_name.")
     if state and state["record"]["name"] == phase2.name:
         log.info("Phase 1 finished before the restart; its results are kept in metrics.json.")
     else:
@@ -214,7 +241,8 @@ def _export(run: PreparedRun, record: RunRecord) -> dict:
     return exported
 
 
-def _callbacks(folder: str, model: keras.Model, task: Task) -> tuple[list, resume.Backups]:
+def _callbacks(folder: str, model: keras.Model, task: Task,
+               restore_dir: str | None) -> tuple[list, resume.Backups]:
     """Shared by both phases: stop on a non-finite loss, one TensorBoard log on one epoch axis,
     one best checkpoint (a diverged epoch never improves on it, so it stays the last good one),
     and the per-epoch backups a killed run resumes from (they keep the checkpoint's best score).
@@ -224,7 +252,7 @@ def _callbacks(folder: str, model: keras.Model, task: Task) -> tuple[list, resum
         mode=task.monitor_mode, save_best_only=True)
     return ([keras.callbacks.TerminateOnNaN(),
              keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "logs")), checkpoint],
-            resume.Backups(os.path.join(folder, "resume"), checkpoint))
+            resume.Backups(os.path.join(folder, resume.BACKUP_FOLDER), checkpoint, restore_dir))
 
 
 def _predict_function(model: keras.Model):

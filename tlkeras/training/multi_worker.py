@@ -1,0 +1,207 @@
+"""Training across machines on `tf.distribute.MultiWorkerMirroredStrategy`, with Keras' own fit.
+
+Every worker runs the same command. The cluster comes from `TF_CONFIG` (or from Slurm's
+variables under `srun`), as tf.distribute defines it. Global batch = --batch_size x replicas
+of all workers; each global batch is split between the workers by tf.data's DATA auto-shard
+(`tlkeras.data.pipeline_options`), so a two-worker run trains on the very batches a one-process
+run with the same global batch trains on, and no example is seen twice per epoch.
+
+Keras 3.15's `fit` and `evaluate` fail under this strategy in two places, both in
+`keras/src/backend/tensorflow/trainer.py` (keras-team/keras#20585); `enable_keras_fit`
+works around them:
+- `_maybe_symbolic_build` averages the first batch across workers only to learn its shapes,
+  with a nested structure that a collective reduce cannot take ("unsupported type
+  PerReplica"). This worker's own batch has the same shapes: it is used instead, per model.
+- `reduce_per_replica` reduces the step's scalar logs with `axis=0` ("Invalid reduction
+  dimension 0 for input with 0 dimensions"). The wrapper reduces scalars with `axis=None`;
+  every other case goes to Keras' own function. It is installed once, and only changes what
+  happens under a multi-worker strategy.
+Both names are checked when the strategy is made: a Keras without them gets a clear refusal,
+and `tests/test_multi_worker.py` trains two real workers, so a Keras whose fit changes fails CI.
+"""
+
+import contextlib
+import functools
+import logging
+import os
+import socket
+import types
+import zlib
+
+import keras
+import tensorflow as tf
+from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+from tensorflow.python.distribute import collective_all_reduce_strategy
+
+from tlkeras.errors import ConfigError, WorkerLost
+
+log = logging.getLogger(__name__)
+HEALTH_CHECK_SECONDS = 10  # How often each worker pings the others once training runs.
+# The errors TensorFlow raises in a collective when a peer died or restarted.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
+               tf.errors.DeadlineExceededError, tf.errors.FailedPreconditionError,
+               tf.errors.AbortedError)
+
+
+def make_strategy(wait_seconds: int) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy for this worker; waits at most `wait_seconds` for every worker to join."""
+    _check_keras()
+    resolver = _cluster_resolver()
+    workers = _addresses(resolver)
+    extended = collective_all_reduce_strategy.CollectiveAllReduceExtended
+    # TensorFlow waits for the cluster with no limit by default; the wait and the health
+    # checks that follow are class settings read while the strategy is made.
+    extended._check_health_initial_timeout = wait_seconds
+    extended._check_health_interval = HEALTH_CHECK_SECONDS
+    log.info("Multi-worker: this is %s of %d worker(s) %s; waiting up to %d s for all to join.",
+             _task_name(resolver), len(workers), workers, wait_seconds)
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except RuntimeError as error:
+        if "Timeout waiting for the cluster" not in str(error):
+            raise
+        missing = [address for address in workers if not _reachable(address)]
+        raise WorkerLost(
+            f"not every worker joined within --worker_timeout={wait_seconds} s: "
+            f"{', '.join(missing) or 'a worker'} did not answer. Start the same command on "
+            "every worker of TF_CONFIG's cluster (each with its own task index), or raise "
+            "--worker_timeout.") from None
+    keras_tf_trainer.reduce_per_replica = _reduce_scalars_without_axis
+    return strategy
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: the chief, or worker 0 without a chief."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    return _task_name(strategy.cluster_resolver) if is_multi_worker(strategy) else "local"
+
+
+def enable_keras_fit(model: keras.Model) -> None:
+    """Lets `model.fit`/`evaluate` run under a multi-worker strategy (see the module doc)."""
+    if not is_multi_worker(model.distribute_strategy):
+        return
+    model._maybe_symbolic_build = types.MethodType(_symbolic_build_from_local_batch, model)
+
+
+def check_same_everywhere(strategy: tf.distribute.Strategy, value: str, what: str,
+                          fix: str) -> None:
+    """Stops every worker with a clear error unless all of them hold the same `value`.
+
+    A collective all-gather of the value's checksum: all workers call it, so none waits alone.
+    """
+    if not is_multi_worker(strategy):
+        return
+    checksum = zlib.crc32(value.encode())
+    gathered = strategy.gather(strategy.run(lambda: tf.constant([checksum], tf.int64)), axis=0)
+    if len(set(gathered.numpy().tolist())) > 1:
+        raise ConfigError("output_dir", f"the workers disagree on {what} ({task_name(strategy)} "
+                          f"has {value!r})", fix)
+
+
+@contextlib.contextmanager
+def peers_watched(strategy: tf.distribute.Strategy):
+    """Turns TensorFlow's error for a dead or restarted worker into `WorkerLost`.
+
+    TensorFlow's health check (every HEALTH_CHECK_SECONDS) aborts the collectives when a peer
+    stops answering, so a worker that died stops the others within about a minute instead of
+    leaving them waiting forever. The run stays resumable: nothing marks it failed.
+    """
+    try:
+        yield
+    except PEER_ERRORS as error:
+        if not is_multi_worker(strategy):
+            raise
+        first_line = str(error).strip().splitlines()[0][:300]
+        raise WorkerLost(
+            f"{task_name(strategy)} lost contact with another worker ({first_line}). The run "
+            "folder keeps its last finished epoch: start the same command again on every "
+            "worker to resume.") from None
+
+
+def _symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
+    """Keras' `_maybe_symbolic_build`, with this worker's first batch instead of a mean."""
+    if iterator is not None:
+        for _, _, batches in iterator:
+            data_batch = next(batches)
+            break
+        if all(isinstance(value, tf.distribute.DistributedValues)
+               for value in tf.nest.flatten(data_batch)):
+            local = self.distribute_strategy.experimental_local_results
+            data_batch = tf.nest.map_structure(lambda value: local(value)[0], data_batch)
+    with self.distribute_strategy.scope():
+        self._symbolic_build(data_batch=data_batch)
+
+
+_keras_reduce_per_replica = keras_tf_trainer.reduce_per_replica
+
+
+@functools.wraps(_keras_reduce_per_replica)
+def _reduce_scalars_without_axis(values, strategy, reduction):
+    if not (is_multi_worker(strategy) and reduction in ("auto", "mean")):
+        return _keras_reduce_per_replica(values, strategy, reduction)
+
+    def mean(value):
+        return strategy.reduce("MEAN", value, axis=0 if value.shape.rank else None)
+
+    return tf.nest.map_structure(mean, values)
+
+
+def _check_keras() -> None:
+    if not (hasattr(keras_tf_trainer, "reduce_per_replica")
+            and hasattr(keras_tf_trainer.TensorFlowTrainer, "_symbolic_build")
+            and hasattr(collective_all_reduce_strategy.CollectiveAllReduceExtended,
+                        "_check_health_initial_timeout")):
+        raise ConfigError("strategy", f"multi_worker needs Keras 3.15's TensorFlow trainer "
+                          f"(found Keras {keras.__version__}, TensorFlow {tf.__version__})",
+                          "Install the versions pyproject.toml names, or use "
+                          "--strategy=mirrored on one machine.")
+
+
+def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
+    """TF_CONFIG's cluster, else Slurm's (under srun), else a clear refusal."""
+    if os.environ.get("TF_CONFIG"):
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    elif os.environ.get("SLURM_PROCID") is not None:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+    else:
+        raise ConfigError("strategy", "multi_worker needs a cluster, and neither TF_CONFIG nor "
+                          "Slurm's variables are set", "Set TF_CONFIG on every worker (see "
+                          "the README's multi-worker section), or run under srun.")
+    if not resolver.cluster_spec().as_dict() or resolver.task_type is None:
+        raise ConfigError("strategy", "TF_CONFIG holds no cluster or no task for this process",
+                          'Set TF_CONFIG to {"cluster": {"worker": [...]}, "task": {"type": '
+                          '"worker", "index": i}} on worker i.')
+    return resolver
+
+
+def _addresses(resolver) -> list[str]:
+    spec = resolver.cluster_spec().as_dict()
+    return [f"{job}:{index} ({address})" for job in ("chief", "worker") if job in spec
+            for index, address in enumerate(spec[job])]
+
+
+def _task_name(resolver) -> str:
+    return f"{resolver.task_type}:{resolver.task_id}"
+
+
+def _reachable(described: str) -> bool:
+    """Whether the `job:i (host:port)` worker accepts a connection."""
+    host, port = described.split("(", 1)[1].rstrip(")").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            return True
+    except OSError:
+        return False
