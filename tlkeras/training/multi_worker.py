@@ -11,7 +11,7 @@ Keras 3.15's `fit` and `evaluate` fail under this strategy in two places, both i
 works around them:
 - `_maybe_symbolic_build` averages the first batch across workers only to learn its shapes,
   with a nested structure that a collective reduce cannot take ("unsupported type
-  PerReplica"). This worker's own batch has the same shapes: it is used instead, per model.
+  PerReplica"). The dataset's element spec has the shapes: it is used instead, per model.
 - `reduce_per_replica` reduces the step's scalar logs with `axis=0` ("Invalid reduction
   dimension 0 for input with 0 dimensions"). The wrapper reduces scalars with `axis=None`;
   every other case goes to Keras' own function. It is installed once, and only changes what
@@ -93,7 +93,7 @@ def enable_keras_fit(model: keras.Model) -> None:
     """Lets `model.fit`/`evaluate` run under a multi-worker strategy (see the module doc)."""
     if not is_multi_worker(model.distribute_strategy):
         return
-    model._maybe_symbolic_build = types.MethodType(_symbolic_build_from_local_batch, model)
+    model._maybe_symbolic_build = types.MethodType(_symbolic_build_from_spec, model)
 
 
 def check_same_everywhere(strategy: tf.distribute.Strategy, value: str, what: str,
@@ -131,16 +131,15 @@ def peers_watched(strategy: tf.distribute.Strategy):
             "worker to resume.") from None
 
 
-def _symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
-    """Keras' `_maybe_symbolic_build`, with this worker's first batch instead of a mean."""
+def _symbolic_build_from_spec(self, iterator=None, data_batch=None):
+    """Keras' `_maybe_symbolic_build`, from the dataset's element spec instead of a batch.
+
+    Keras only needs shapes and dtypes here. Not drawing a batch also keeps the data order:
+    drawing one starts an iteration of the dataset, and the epoch's own iteration then
+    reshuffles, so the run would train on other batches than a one-process run.
+    """
     if iterator is not None:
-        for _, _, batches in iterator:
-            data_batch = next(batches)
-            break
-        if all(isinstance(value, tf.distribute.DistributedValues)
-               for value in tf.nest.flatten(data_batch)):
-            local = self.distribute_strategy.experimental_local_results
-            data_batch = tf.nest.map_structure(lambda value: local(value)[0], data_batch)
+        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
 

@@ -48,8 +48,7 @@ def train_and_evaluate(config: Config) -> dict:
     # Every other worker runs the same steps (each collective needs all workers), writing its
     # outputs to a temporary folder that is removed after; it resumes from the chief's backups.
     chief_run_dir = run_dir.run_dir_path(config)
-    with tempfile.TemporaryDirectory(prefix=f"tlkeras-{multi_worker.task_name(strategy)}-") \
-            as folder:
+    with tempfile.TemporaryDirectory(prefix="tlkeras-worker-") as folder:
         return _train_and_evaluate(config.replace(output_dir=folder), strategy,
                                    os.path.join(chief_run_dir, resume.BACKUP_FOLDER))
 
@@ -85,7 +84,12 @@ def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
     record.finish()
     backups.remove()
     metrics = record.as_json()
-    summary.print_summary(metrics, run.run_dir, run.task.main_metric, run.task.report_files)
+    if restore_dir is None:
+        summary.print_summary(metrics, run.run_dir, run.task.main_metric,
+                              run.task.report_files)
+    else:
+        log.info("%s finished; the chief wrote the run's outputs.",
+                 multi_worker.task_name(strategy))
     return metrics
 
 
