@@ -16,8 +16,9 @@ works around them:
   dimension 0 for input with 0 dimensions"). The wrapper reduces scalars with `axis=None`;
   every other case goes to Keras' own function. It is installed once, and only changes what
   happens under a multi-worker strategy.
-Both names are checked when the strategy is made: a Keras without them gets a clear refusal,
-and `tests/test_multi_worker.py` trains two real workers, so a Keras whose fit changes fails CI.
+They touch Keras' private trainer, so the Keras minor version is checked when the strategy is
+made (another one gets a clear refusal; the `multi_worker` extra pins it), and
+`tests/test_multi_worker.py` trains two real workers, so a Keras whose fit changes fails CI.
 """
 
 import contextlib
@@ -36,6 +37,7 @@ from tensorflow.python.distribute import collective_all_reduce_strategy
 from tlkeras.errors import ConfigError, WorkerLost
 
 log = logging.getLogger(__name__)
+TESTED_KERAS = "3.15"  # pyproject's multi_worker extra pins it.
 HEALTH_CHECK_SECONDS = 10  # How often each worker pings the others once training runs.
 # The errors TensorFlow raises in a collective when a peer died or restarted.
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
@@ -159,13 +161,13 @@ def _reduce_scalars_without_axis(values, strategy, reduction):
 
 
 def _check_keras() -> None:
-    if not (hasattr(keras_tf_trainer, "reduce_per_replica")
-            and hasattr(keras_tf_trainer.TensorFlowTrainer, "_symbolic_build")
-            and hasattr(collective_all_reduce_strategy.CollectiveAllReduceExtended,
-                        "_check_health_initial_timeout")):
-        raise ConfigError("strategy", f"multi_worker needs Keras 3.15's TensorFlow trainer "
-                          f"(found Keras {keras.__version__}, TensorFlow {tf.__version__})",
-                          "Install the versions pyproject.toml names, or use "
+    """Refuses a Keras other than the one the workarounds were written for and tested with."""
+    found = ".".join(keras.__version__.split(".")[:2])
+    if found != TESTED_KERAS or not hasattr(keras_tf_trainer, "reduce_per_replica"):
+        raise ConfigError("strategy", f"multi_worker works around two defects of Keras "
+                          f"{TESTED_KERAS}'s fit (keras-team/keras#20585) and is tested with "
+                          f"that Keras only; found Keras {keras.__version__}",
+                          f"Install tlkeras[multi_worker] (keras {TESTED_KERAS}.x), or use "
                           "--strategy=mirrored on one machine.")
 
 
