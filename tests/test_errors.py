@@ -161,7 +161,8 @@ def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_chec
     assert "test" in metrics["phase1"] and not (run_dir / "export").exists()
 
 
-def test_multi_worker_is_refused_with_the_upstream_reason(tmp_path, weights_path):
+def test_multi_worker_without_a_cluster_says_how_to_describe_one(tmp_path, weights_path):
     process = quickstart(tmp_path, weights_path, "--strategy=multi_worker")
-    assert_clean_failure(process, "strategy", "keras-team/keras#20585", "--strategy=mirrored")
+    assert_clean_failure(process, "strategy", "neither TF_CONFIG nor Slurm", "srun")
+    assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "runs" / "bad").exists()

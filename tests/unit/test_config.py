@@ -93,6 +93,10 @@ def test_every_task_name_has_a_registered_task():
     ({"image_dir": "x", "distill_temperature": 0.0}, "distill_temperature", "positive"),
     ({"image_dir": "x", "distill_from": "t", "task": "regression"}, "distill_from",
      "classifier"),
+    ({"image_dir": "x", "strategy": "multi_worker"}, "run_name", "same run folder"),
+    ({"image_dir": "x", "strategy": "multi_worker", "run_name": "r", "fresh_run": True},
+     "run_name", "no --fresh_run"),
+    ({"image_dir": "x", "worker_timeout": 0}, "worker_timeout", "positive"),
 ])
 def test_invalid_settings_name_the_field(values, field, phrase):
     with pytest.raises(ConfigError) as refused:

@@ -2,7 +2,8 @@
 
 Both caches use it: phase 1's pooled backbone features and phase 2's activations at the frozen
 boundary (see `tlkeras.model.cut`). One pass over the split's batches, in order, calls a
-compiled function on each batch; its outputs are kept in memory when they fit in
+compiled function on each batch (each worker on its share, under --strategy=multi_worker);
+its outputs are kept in memory when they fit in
 `--cache_memory_mb`, else written to a TFRecord file (one record per batch) and read back from
 disk, and either way later epochs only read them.
 
@@ -26,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras import data
+from tlkeras.training import multi_worker
 
 log = logging.getLogger(__name__)
 RECORDS_FILE = "examples.tfrecord"  # In a feature store entry, with META_FILE.
@@ -86,10 +88,35 @@ def _through_store(compiled, batches, spec, entry: str, fits: bool) -> Activatio
     return Activations(examples.cache() if fits else examples, size, entry, computed)
 
 
+def _each_batch(compiled, batches):
+    """(activations, labels) of every batch of `batches`, in order.
+
+    Under a multi-worker strategy each worker computes its share of every batch (tf.data's
+    DATA auto-shard splits it, as in training) and the shares are all-gathered in replica
+    order, so every worker holds the whole split's activations, in order, for the price of its
+    share of the pass, and trains on the same batches as a one-process run.
+    """
+    strategy = tf.distribute.get_strategy()
+    if not multi_worker.is_multi_worker(strategy):
+        for images, labels in batches:
+            yield compiled(images), labels
+        return
+
+    @tf.function
+    def share_and_gather(images, labels):
+        # Through a Python function: `strategy.run` hands a tf.function with an input
+        # signature the PerReplica value itself, which it cannot bind.
+        share = strategy.run(lambda replica_images: compiled(replica_images), args=(images,))
+        return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), (share, labels))
+
+    for images, labels in strategy.experimental_distribute_dataset(batches):
+        yield share_and_gather(images, labels)
+
+
 def _in_memory(compiled, batches) -> Activations:
     parts, labels, count = [], [], 0
-    for images, batch_labels in batches:
-        parts.append(tf.nest.map_structure(lambda t: t.numpy(), compiled(images)))
+    for outputs, batch_labels in _each_batch(compiled, batches):
+        parts.append(tf.nest.map_structure(lambda t: t.numpy(), outputs))
         labels.append(batch_labels.numpy())
         count += 1
     activations = tf.nest.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
@@ -101,8 +128,8 @@ def _on_disk(compiled, batches, spec, path: str) -> Activations:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     count, size = 0, 0
     with tf.io.TFRecordWriter(path) as writer:
-        for images, batch_labels in batches:
-            writer.write(_serialize((compiled(images), batch_labels)))
+        for outputs, batch_labels in _each_batch(compiled, batches):
+            writer.write(_serialize((outputs, batch_labels)))
             count, size = count + 1, size + int(batch_labels.shape[0])
     return Activations(read_records(path, spec), size, path, count)
 

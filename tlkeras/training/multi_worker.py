@@ -25,20 +25,20 @@ import contextlib
 import functools
 import logging
 import os
-import socket
+import re
+import subprocess
+import sys
 import types
 import zlib
 
 import keras
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer as keras_tf_trainer
-from tensorflow.python.distribute import collective_all_reduce_strategy
 
 from tlkeras.errors import ConfigError, WorkerLost
 
 log = logging.getLogger(__name__)
 TESTED_KERAS = "3.15"  # pyproject's multi_worker extra pins it.
-HEALTH_CHECK_SECONDS = 10  # How often each worker pings the others once training runs.
 # The errors TensorFlow raises in a collective when a peer died or restarted.
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
                tf.errors.DeadlineExceededError, tf.errors.FailedPreconditionError,
@@ -50,26 +50,50 @@ def make_strategy(wait_seconds: int) -> tf.distribute.MultiWorkerMirroredStrateg
     _check_keras()
     resolver = _cluster_resolver()
     workers = _addresses(resolver)
-    extended = collective_all_reduce_strategy.CollectiveAllReduceExtended
-    # TensorFlow waits for the cluster with no limit by default; the wait and the health
-    # checks that follow are class settings read while the strategy is made.
-    extended._check_health_initial_timeout = wait_seconds
-    extended._check_health_interval = HEALTH_CHECK_SECONDS
     log.info("Multi-worker: this is %s of %d worker(s) %s; waiting up to %d s for all to join.",
              _task_name(resolver), len(workers), workers, wait_seconds)
-    try:
+    # TensorFlow waits for every worker inside one C++ call that holds the interpreter (for up
+    # to its coordination service's 60-minute cluster_register_timeout), so no Python thread or
+    # signal handler of this process can stop it: a watchdog process does.
+    with _watchdog(workers, wait_seconds):
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-    except RuntimeError as error:
-        if "Timeout waiting for the cluster" not in str(error):
-            raise
-        missing = [address for address in workers if not _reachable(address)]
-        raise WorkerLost(
-            f"not every worker joined within --worker_timeout={wait_seconds} s: "
-            f"{', '.join(missing) or 'a worker'} did not answer. Start the same command on "
-            "every worker of TF_CONFIG's cluster (each with its own task index), or raise "
-            "--worker_timeout.") from None
     keras_tf_trainer.reduce_per_replica = _reduce_scalars_without_axis
     return strategy
+
+
+# The watchdog process: waits for its stdin to close (this process got its strategy, or died);
+# after the timeout it names the workers that do not accept connections and kills this process
+# (SIGKILL: nothing has been written yet, and TensorFlow ignores SIGTERM while it waits).
+WATCHDOG = """
+import os, select, signal, socket, sys
+parent, seconds, workers = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+if select.select([sys.stdin], [], [], seconds)[0]:
+    sys.exit(0)
+def answers(worker):
+    host, port = worker.split("(", 1)[1].rstrip(")").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        return True
+    except OSError:
+        return False
+missing = [worker for worker in workers if not answers(worker)]
+print(f"tlkeras: worker lost: not every worker joined within --worker_timeout={seconds} s: "
+      f"{', '.join(missing) + ' did not answer' if missing else 'the cluster did not form'}. "
+      "Start the same command on every worker of the cluster (each with its own task "
+      "index), or raise --worker_timeout.", file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def _watchdog(workers: list[str], wait_seconds: int):
+    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()),
+                                 str(wait_seconds), *workers], stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
@@ -117,20 +141,29 @@ def check_same_everywhere(strategy: tf.distribute.Strategy, value: str, what: st
 def peers_watched(strategy: tf.distribute.Strategy):
     """Turns TensorFlow's error for a dead or restarted worker into `WorkerLost`.
 
-    TensorFlow's health check (every HEALTH_CHECK_SECONDS) aborts the collectives when a peer
-    stops answering, so a worker that died stops the others within about a minute instead of
-    leaving them waiting forever. The run stays resumable: nothing marks it failed.
+    TensorFlow's coordination service aborts the collectives when a peer stops sending
+    heartbeats, so a worker that died stops the others instead of leaving them waiting
+    forever. The run stays resumable: nothing marks it failed.
     """
     try:
         yield
     except PEER_ERRORS as error:
         if not is_multi_worker(strategy):
             raise
-        first_line = str(error).strip().splitlines()[0][:300]
         raise WorkerLost(
-            f"{task_name(strategy)} lost contact with another worker ({first_line}). The run "
-            "folder keeps its last finished epoch: start the same command again on every "
+            f"{task_name(strategy)} lost {_lost_peer(strategy, str(error))}, and stopped. The "
+            "run folder keeps its last finished epoch: start the same command again on every "
             "worker to resume.") from None
+
+
+def _lost_peer(strategy: tf.distribute.Strategy, message: str) -> str:
+    """`worker:1 (host:port)` if TensorFlow's error names the peer, else `another worker`."""
+    found = re.search(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", message)
+    if not found:
+        return "another worker"
+    job, index = found[1], int(found[2])
+    address = strategy.cluster_resolver.cluster_spec().task_address(job, index)
+    return f"{job}:{index} ({address})"
 
 
 def _symbolic_build_from_spec(self, iterator=None, data_batch=None):
@@ -196,13 +229,3 @@ def _addresses(resolver) -> list[str]:
 
 def _task_name(resolver) -> str:
     return f"{resolver.task_type}:{resolver.task_id}"
-
-
-def _reachable(described: str) -> bool:
-    """Whether the `job:i (host:port)` worker accepts a connection."""
-    host, port = described.split("(", 1)[1].rstrip(")").rsplit(":", 1)
-    try:
-        with socket.create_connection((host, int(port)), timeout=3):
-            return True
-    except OSError:
-        return False

@@ -140,7 +140,9 @@ def evaluate(model: keras.Model, test: tf.data.Dataset | None, phase: Phase) -> 
     if test is None:
         return {}
     if not model.compiled or phase.task.packs_labels:
-        model.compile(**phase.task.evaluation_compile_args(), jit_compile=phase.jit_compile)
+        with model.distribute_strategy.scope():  # Metrics are variables of the strategy.
+            model.compile(**phase.task.evaluation_compile_args(),
+                          jit_compile=phase.jit_compile)
     multi_worker.enable_keras_fit(model)
     result = {key: float(value) for key, value in
               model.evaluate(test, return_dict=True, verbose=0).items()}
