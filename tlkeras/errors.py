@@ -28,5 +28,3 @@ class TrainingStopped(RuntimeError):
 class WorkerLost(RuntimeError):
     """A multi-worker run lost (or never reached) a worker; the message names it and says how
     to resume. The run folder is left resumable: the same command on every worker continues."""
-
-    exit_status = 4  # Also when the wait for the cluster ends the process from a timer thread.

@@ -11,7 +11,7 @@ from tlkeras.errors import ConfigError, TrainingStopped, WorkerLost
 
 EXIT_CONFIG_ERROR = 2
 EXIT_TRAINING_STOPPED = 3
-EXIT_WORKER_LOST = WorkerLost.exit_status
+EXIT_WORKER_LOST = 4
 
 
 @contextlib.contextmanager

@@ -184,6 +184,8 @@ _keras_reduce_per_replica = keras_tf_trainer.reduce_per_replica
 
 @functools.wraps(_keras_reduce_per_replica)
 def _reduce_scalars_without_axis(values, strategy, reduction):
+    """Keras' `reduce_per_replica`, except that a multi-worker mean of a scalar log (the
+    loss, a metric's result) reduces over no axis, which is what Keras asks of it."""
     if not (is_multi_worker(strategy) and reduction in ("auto", "mean")):
         return _keras_reduce_per_replica(values, strategy, reduction)
 
