@@ -169,8 +169,8 @@ def run_worker(path: str, image_dir: str, epochs: int) -> dict:
 
 def measure(path: str, image_dir: str, epochs: int, store: str) -> dict:
     """Runs one worker process (or run.py, for the store paths); adds its peak RSS (MB)."""
-    runs_dir = tempfile.mkdtemp(dir=os.path.dirname(store))
-    if path.startswith("store_"):
+    runs_dir = tempfile.mkdtemp(dir=os.path.dirname(store)) if path.startswith("store_") else None
+    if runs_dir:
         learning_rate = "1e-3" if path == "store_first_run" else "3e-3"
         command = [str(REPO / "run.py"), f"--image_dir={image_dir}", "--test_split=",
                    f"--weights={WEIGHTS}", f"--image_size={IMAGE_SIZE}", f"--epochs={epochs}",
@@ -189,9 +189,11 @@ def measure(path: str, image_dir: str, epochs: int, store: str) -> dict:
     seconds = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"benchmark {path} failed (status {status}):\n{output[-3000:]}")
-    result = (_activation_seconds(os.path.join(runs_dir, "bench", "metrics.json"))
-              if path.startswith("store_") else json.loads(output.strip().splitlines()[-1]))
-    shutil.rmtree(runs_dir)
+    if runs_dir:
+        result = _activation_seconds(os.path.join(runs_dir, "bench", "metrics.json"))
+        shutil.rmtree(runs_dir)
+    else:
+        result = json.loads(output.strip().splitlines()[-1])
     return {**result, "wall_seconds": round(seconds, 2), "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
@@ -215,7 +217,7 @@ def prepare_images(quick: bool, folder: pathlib.Path) -> str:
     return f"committed Fashion-MNIST mini set, {per_class} per class"
 
 
-def _copy_per_class(source: pathlib.Path, target: pathlib.Path, per_class: int | None) -> None:
+def _copy_per_class(source: pathlib.Path, target: pathlib.Path, per_class: int) -> None:
     for class_dir in sorted(source.iterdir()):
         (target / class_dir.name).mkdir(parents=True)
         for image in sorted(class_dir.iterdir())[:per_class]:

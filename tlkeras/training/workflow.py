@@ -84,7 +84,7 @@ def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
     record.finish()
     backups.remove()
     metrics = record.as_json()
-    if restore_dir is None:
+    if multi_worker.is_chief(strategy):
         summary.print_summary(metrics, run.run_dir, run.task.main_metric,
                               run.task.report_files)
     else:
