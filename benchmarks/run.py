@@ -273,7 +273,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), help="only these rows")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--image_dir", help=argparse.SUPPRESS)
-    parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, help="epochs per path (default 3 quick, 4 full); "
+                        "more epochs give each path's median more samples")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.image_dir, args.epochs)))
@@ -281,7 +282,7 @@ def main() -> None:
     if not WEIGHTS.exists():
         sys.exit(f"missing {WEIGHTS}: run `bash scripts/setup_env.sh` first")
     repeats = args.repeats or (1 if args.quick else 3)
-    epochs = 3 if args.quick else 4
+    epochs = args.epochs or (3 if args.quick else 4)
     keys = args.rows or [key for key, row in ROWS.items() if not (row[5] and args.quick)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
@@ -298,7 +299,7 @@ def main() -> None:
                     runs.setdefault(path, []).append(measure(path, image_dir, epochs, store))
                     print(f"repeat {repeat + 1}/{repeats} {path}: {runs[path][-1]}", flush=True)
     rows, ratios = table(runs, keys)
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
     header = [f"# tlkeras benchmark ({'quick' if args.quick else 'full'})", "",
               f"- command: `{command}` ({time.perf_counter() - start:.0f} s, "
               f"{datetime.date.today()})",
