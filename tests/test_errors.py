@@ -29,6 +29,7 @@ def assert_clean_failure(process, flag: str, *phrases: str):
     (["--image_dir=", "--dataset=no_such_dataset_xyz"], "dataset", ["no_such_dataset_xyz"]),
     (["--image_dir=/nonexistent/images"], "image_dir", ["/nonexistent/images/train"]),
     (["--image_size=16"], "image_size", ["16", "at least 32"]),
+    (["--image_size=10000"], "image_size", ["10000", "at most 896"]),  # Ran out of memory.
     (["--unfreeze=1000"], "unfreeze", ["1000", "153"]),
     (["--unfreeze=no_such_layer"], "unfreeze", ["no_such_layer", "block_16_project"]),
     (["--unfreeze=1.5"], "unfreeze", ["(0, 1]"]),
@@ -139,6 +140,7 @@ def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_chec
     import json
 
     import keras
+    import numpy as np
 
     import tlkeras.model.backbones  # noqa: F401  (registers BackbonePreprocessing)
 
@@ -153,8 +155,10 @@ def test_non_finite_loss_stops_with_phase_and_epoch_and_keeps_the_last_good_chec
     assert "--fine_tune_learning_rate" in message and "Traceback" not in process.stderr
     run_dir = tmp_path / "runs" / "bad"
     checkpoint = run_dir / "checkpoints" / "best.keras"
-    assert f"The last good checkpoint is kept: {checkpoint}" in message
-    assert keras.models.load_model(checkpoint).input.shape[1:] == (32, 32, 3)
+    assert f"The last good checkpoint is kept: {checkpoint} (epoch " in message
+    kept = keras.models.load_model(checkpoint)
+    assert kept.input.shape[1:] == (32, 32, 3)
+    assert all(np.isfinite(weight).all() for weight in kept.get_weights())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["error"] == message.removeprefix("tlkeras: training stopped: ")
     assert metrics["status"] == "failed"

@@ -12,6 +12,7 @@ from tlkeras.model import backbones, finetune
 from tlkeras.model.network import build_augmentation
 from tlkeras.tasks.classification import Classification
 from tlkeras.training import feature_cache, phases, resume
+from tlkeras.training.checkpoint import BestCheckpoint
 
 IMAGE_SIZE = 32
 EPOCHS = 3
@@ -39,9 +40,8 @@ def fit_in_new_process(config, backup_dir, epochs, on_features, boundary=False):
     finetune.freeze(backbone)
     if boundary:
         finetune.unfreeze_top(backbone, finetune.plan_unfreeze(backbone, "20"))
-    checkpoint = feature_cache.FullModelCheckpoint(model, str(backup_dir / "best.keras"),
-                                                   monitor=task.monitor, mode=task.monitor_mode,
-                                                   save_best_only=True)
+    checkpoint = BestCheckpoint(model, str(backup_dir / "best.keras"), monitor=task.monitor,
+                                mode=task.monitor_mode)
     backups = resume.Backups(str(backup_dir / "resume"), checkpoint)
     phase = phases.Phase("phase1", 0, epochs, keras.optimizers.Adam(1e-2), task)
     if boundary:

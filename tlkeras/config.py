@@ -10,6 +10,7 @@ Validation here needs no data, model or TensorFlow; it raises `ConfigError` nami
 """
 
 import dataclasses
+import math
 import re
 from typing import Any, ClassVar
 
@@ -62,6 +63,11 @@ class DataConfig:
                                   "(tf.config.experimental.enable_op_determinism), so the same "
                                   "--seed gives the same metrics on CPU. False is faster and not "
                                   "reproducible.")
+    max_image_megapixels: float = setting(
+        64.0, "Largest image decoded, in millions of pixels (width x height x frames; a GIF's "
+        "every frame counts): a few hundred KB of PNG can claim 20000x20000 pixels, 1.6 GB "
+        "once decoded. Training skips and lists a larger file; predict and the SavedModel's "
+        "serving_default fail on it with InvalidArgument. 64 covers a 61 MP camera's photos.")
     augment_flip: bool = setting(False, "Random horizontal flips while training (Keras layer).")
     augment_translate: float = setting(0.0, "Random translation while training, as a fraction of "
                                        "the image size (Keras layer); 0 turns it off.")
@@ -93,6 +99,10 @@ class DataConfig:
                  f"must be in [0, 1), got {self.augment_translate}")
         _require(self.cache_memory_mb >= 0, "cache_memory_mb",
                  f"must be >= 0, got {self.cache_memory_mb}")
+        _require(self.shuffle_buffer >= 1, "shuffle_buffer", f"must be >= 1 example, got "
+                 f"{self.shuffle_buffer} (1 keeps the order)")
+        _require(self.max_image_megapixels > 0, "max_image_megapixels",
+                 f"must be positive, got {self.max_image_megapixels}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +262,12 @@ class RuntimeConfig:
                                choices=("auto", "true", "false"))
 
     def validate(self) -> None:
+        if self.run_name is not None and not _plain_name(self.run_name):
+            raise ConfigError("run_name", f"{self.run_name!r} is not a plain folder name; a path "
+                              "would put the run outside --output_dir", "Pass a name without "
+                              "'/', '\\', '..' or a leading '.', and choose the parent folder "
+                              "with --output_dir.")
+        _require(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed}")
         if self.strategy == "multi_worker" and (not self.run_name or self.fresh_run):
             raise ConfigError("run_name", "--strategy=multi_worker needs the same run folder "
                               "on every worker, so a --run_name and no --fresh_run",
@@ -308,6 +324,9 @@ def group_of(field: str) -> str:
 
 def validate(config: Config) -> None:
     """Checks what can be checked without data or a model; raises `ConfigError`."""
+    for field, value in config.flat().items():  # inf learning rates, temperatures, fractions.
+        if isinstance(value, float):
+            _require(math.isfinite(value), field, f"must be a finite number, got {value}")
     for group in GROUPS:
         getattr(config, group).validate()
     if config.distill.distill_from and config.model.task != "classification":
@@ -324,6 +343,10 @@ def parse_unfreeze(value: str) -> tuple[int | None, float | None, str | None]:
         return None, float(value), None
     _require(bool(value), "unfreeze", "is empty")
     return None, None, value
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and not re.search(r"[/\\\0]", name)
 
 
 def _require(condition: bool, field: str, problem: str) -> None:

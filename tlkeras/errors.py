@@ -28,3 +28,8 @@ class TrainingStopped(RuntimeError):
 class WorkerLost(RuntimeError):
     """A multi-worker run lost (or never reached) a worker; the message names it and says how
     to resume. The run folder is left resumable: the same command on every worker continues."""
+
+
+class RunInterrupted(RuntimeError):
+    """The run stopped for an outside reason (a full disk, a lost mount); its folder is left
+    resumable, and the message says what to fix before rerunning the same command."""

@@ -24,3 +24,19 @@ def expand_image_paths(paths: list[str]) -> list[str]:
         else:
             expanded.append(path)
     return expanded
+
+
+def utf8_name(path: str) -> bool:
+    """Whether `path` is valid UTF-8. A file name that is not (e.g. Latin-1 bytes from an old
+    archive) comes from `os.walk` with surrogate escapes, which a TensorFlow string refuses."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """`path` as printable UTF-8 text: undecodable bytes of its name become `\\xNN` escapes, so
+    logs and JSON can show it."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

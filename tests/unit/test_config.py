@@ -97,6 +97,16 @@ def test_every_task_name_has_a_registered_task():
     ({"image_dir": "x", "strategy": "multi_worker", "run_name": "r", "fresh_run": True},
      "run_name", "no --fresh_run"),
     ({"image_dir": "x", "worker_timeout": 0}, "worker_timeout", "positive"),
+    # Each of these was accepted and ended in a traceback (or a NaN blamed on the learning rate).
+    ({"image_dir": "x", "distill_temperature": float("inf")}, "distill_temperature", "finite"),
+    ({"image_dir": "x", "fine_tune_learning_rate": float("inf")}, "fine_tune_learning_rate",
+     "finite"),
+    ({"image_dir": "x", "learning_rate": float("nan")}, "learning_rate", "finite"),
+    ({"image_dir": "x", "shuffle_buffer": 0}, "shuffle_buffer", ">= 1"),
+    ({"image_dir": "x", "seed": -1}, "seed", "[0, 2**32)"),
+    ({"image_dir": "x", "seed": 5_000_000_000}, "seed", "[0, 2**32)"),
+    ({"image_dir": "x", "max_image_megapixels": 0.0}, "max_image_megapixels", "positive"),
+    ({"image_dir": "x", "run_name": "../../x"}, "run_name", "plain folder name"),
 ])
 def test_invalid_settings_name_the_field(values, field, phrase):
     with pytest.raises(ConfigError) as refused:

@@ -21,6 +21,7 @@ renamed into place, because TF Serving loads any integer-named folder it sees.
 
 import logging
 import os
+import shutil
 from collections.abc import Callable
 
 import keras
@@ -43,33 +44,44 @@ log = logging.getLogger(__name__)
 
 
 def export_saved_model(model: keras.Model, export_dir: str, output_names: list[str],
-                       serving_outputs: Callable, warmup_pixels: np.ndarray) -> str:
+                       serving_outputs: Callable, warmup_pixels: np.ndarray,
+                       pixel_budget: int) -> str:
     """Writes `model` as a new SavedModel version; returns the version's path.
 
     `serving_outputs` maps the model's output tensor to the signatures' dict of outputs (the
     task's). `warmup_pixels` ([N, H, W, 3] real images, 0-255) become the PNG warm-up requests.
+    `pixel_budget` bounds what `serving_default` decodes (`tlkeras.data.decode`).
     """
     os.makedirs(export_dir, exist_ok=True)
     version_dir = os.path.join(export_dir, str(next_version(export_dir)))
     partial_dir = os.path.join(export_dir, f".partial-{os.path.basename(version_dir)}")
-    module, signatures = serving_module(model, serving_outputs)
-    tf.saved_model.save(module, partial_dir, signatures=signatures)
-    if not write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE),
-                                 encode_png(warmup_pixels)):
-        log.warning("No TF Serving warm-up requests in the export: they need the "
-                    "tensorflow-serving-api package (`pip install 'tlkeras[serving]'`).")
-    write_labels(os.path.join(partial_dir, LABELS_FILE), output_names)
-    os.rename(partial_dir, version_dir)
+    shutil.rmtree(partial_dir, ignore_errors=True)  # Left by a kill or a full disk.
+    module, signatures = serving_module(model, serving_outputs, pixel_budget)
+    try:
+        tf.saved_model.save(module, partial_dir, signatures=signatures)
+        if not write_warmup_requests(os.path.join(partial_dir, WARMUP_FILE),
+                                     encode_png(warmup_pixels)):
+            log.warning("No TF Serving warm-up requests in the export: they need the "
+                        "tensorflow-serving-api package (`pip install 'tlkeras[serving]'`).")
+        write_labels(os.path.join(partial_dir, LABELS_FILE), output_names)
+        os.rename(partial_dir, version_dir)
+    finally:
+        shutil.rmtree(partial_dir, ignore_errors=True)
     return version_dir
 
 
-def serving_module(model: keras.Model, serving_outputs: Callable):
+def serving_module(model: keras.Model, serving_outputs: Callable, pixel_budget: int):
     """A `tf.Module` holding the model's variables once, and its two signature functions.
 
     Not `model.export()` / `keras.export.ExportArchive`: in Keras 3.15 they store every weight
     twice (keras-team/keras#23553), doubling the artifact and the variable memory of every
     server that loads it. Tracking the underlying `tf.Variable`s that the signatures capture
     lets TensorFlow's checkpoint de-duplicate them. Dict outputs name the SignatureDef outputs.
+
+    Both signatures check their input in the graph, because TF Serving feeds tensors without
+    checking them against the signature: an image over `pixel_budget` is not decoded, and
+    `serving_pixels` refuses another size (a 64 px image on a 32 px model gave a confident
+    answer) and NaN or infinite pixels (NaN probabilities, read as class 0).
     """
     height, width = model.input.shape[1:3]
 
@@ -78,12 +90,12 @@ def serving_module(model: keras.Model, serving_outputs: Callable):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def serve_image_bytes(image_bytes):
-        return predictions(decode_images(image_bytes, height, width))
+        return predictions(decode_images(image_bytes, height, width, pixel_budget))
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, height, width, 3], tf.float32, name=PIXELS_INPUT)])
     def serve_pixels(image):
-        return predictions(image)
+        return predictions(checked_pixels(image, height, width))
 
     module = tf.Module()
     module.model_variables = [variable.value for variable in model.variables]
@@ -91,10 +103,21 @@ def serving_module(model: keras.Model, serving_outputs: Callable):
     return module, {SERVING_SIGNATURE: serve_image_bytes, PIXELS_SIGNATURE: serve_pixels}
 
 
-def decode_images(image_bytes, height: int, width: int):
+def decode_images(image_bytes, height: int, width: int, pixel_budget: int):
     """Encoded images of any size -> float32 [N, height, width, 3], as the training pipeline."""
-    return tf.map_fn(lambda encoded: decode_and_resize(encoded, height, width), image_bytes,
+    return tf.map_fn(lambda encoded: decode_and_resize(encoded, height, width, pixel_budget),
+                     image_bytes,
                      fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+
+
+def checked_pixels(image, height: int, width: int):
+    """`image` unchanged, or InvalidArgumentError unless it is [N, height, width, 3] and finite."""
+    size = tf.debugging.assert_equal(
+        tf.shape(image)[1:], tf.constant([height, width, 3]),
+        message=f"serving_pixels takes float32 [N, {height}, {width}, 3] images (0-255 RGB at "
+                "the model's size); serving_default takes encoded images of any size")
+    with tf.control_dependencies([size]):
+        return tf.debugging.assert_all_finite(image, "serving_pixels got NaN or infinite pixels")
 
 
 def encode_png(pixels: np.ndarray) -> list[bytes]:

@@ -42,7 +42,8 @@ def evaluate_export(data: DataConfig, top_k: int, model_path: str, split: str,
     from tlkeras.data.sources import LABEL_CLASSES
     from tlkeras.reporting import classification as report
 
-    data.check_one_source()
+    data.validate()  # Exactly one source, a positive --batch_size: as training checks them.
+    ExportConfig(top_k=top_k).validate()
     if os.path.exists(report_dir):
         raise ConfigError("report_dir", f"{report_dir!r} already exists",
                           "Pass a new --report_dir; earlier reports are never overwritten.")
@@ -75,9 +76,9 @@ def _check_classes(exported: list[str] | None, class_names: list[str]) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    with common.user_errors():
+    with common.user_errors(on_interrupt=""):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
         data = config_flags.read_group(DataConfig)
         top_k = config_flags.read_group(ExportConfig).top_k
         values = flags.FLAGS

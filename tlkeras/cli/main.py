@@ -14,7 +14,9 @@ import importlib
 import os
 import sys
 
-from absl import app
+from absl import app, flags
+
+from tlkeras.cli import common
 
 COMMANDS = {
     "train": ("tlkeras.cli.train", "train both phases, report and export (run.py does the same)"),
@@ -44,7 +46,30 @@ def run(command: str, argv: list[str]) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ start-up chatter.
     module = importlib.import_module(COMMANDS[command][0])
     module.define_flags()
-    app.run(module.main, argv=argv)
+    app.run(_guarded(module.main), argv=argv, flags_parser=parse_flags)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, but a bad flag (unknown, mistyped value, missing flagfile) is a bad value
+    like any other: one line and exit 2, where absl's own parser exits 1."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        message = message.removeprefix("ERROR:: ").rstrip(".")  # absl's missing-flagfile text.
+        print(f"tlkeras: error: {message}. Pass --helpfull to list every flag with its type "
+              "and default.", file=sys.stderr)
+        sys.exit(common.EXIT_CONFIG_ERROR)
+
+
+def _guarded(main):
+    """`main` with a misused command line (absl's `UsageError`, exit 1 and the whole usage
+    text) turned into one line and exit 2, and Ctrl-C into one line and exit 130, for every
+    command; a command's own `user_errors` (train: the resumable note) takes precedence."""
+    def guarded(argv):
+        with common.user_errors(on_interrupt=""):
+            return main(argv)
+    return guarded
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@
 Loads the export (the highest version, or the version folder given) and sends the files' bytes
 through its `serving_default` signature, as TF Serving would: no training code, no Keras model.
 A classifier's top-k classes are printed; a regressor's targets, by the names in its labels file.
-Folders are searched for images. A file the model cannot decode is reported on stderr and the
-others are still predicted; the exit status is then 1 (0 when every image was predicted).
+Folders are searched for images. A bad flag or export, or no existing path at all, is an error
+before anything is predicted (exit 2). A file that is missing or that the model cannot decode is
+reported on stderr and the others are still predicted; the exit status is then 1 (0 when every
+image was predicted).
 """
 
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tlkeras.artifacts.contract import (
     IMAGE_BYTES_INPUT,
@@ -20,8 +22,7 @@ from tlkeras.artifacts.contract import (
     SERVING_SIGNATURE,
     ExportedModel,
 )
-from tlkeras.errors import ConfigError
-from tlkeras.image_files import expand_image_paths
+from tlkeras.cli import common
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -91,13 +92,20 @@ def format_prediction(path: str, outputs: dict, top_k: int, as_json: bool,
 
 
 def main(argv):
-    paths = expand_image_paths(argv[1:])
-    if not paths:
-        raise app.UsageError("no images given: pass image files or folders after the flags.")
-    try:
+    with common.user_errors(on_interrupt=""):
+        paths = common.image_paths(argv[1:], missing_ok=True)
+        common.require_at_least_one("batch_size", "images per call of the signature")
+        common.require_at_least_one("top_k", "classes printed per image")
         exported = ExportedModel.open(flags.FLAGS.model)
-    except ConfigError as error:
-        raise app.UsageError(error.as_flag_message()) from None
+        failures = _print_predictions(exported, paths)
+    if failures:
+        print(f"{failures} of {len(paths)} files could not be read as images.", file=sys.stderr)
+        sys.exit(1)
+
+
+def _print_predictions(exported: ExportedModel, paths: list[str]) -> int:
+    """Prints every prediction, and every file that could not be predicted on stderr; returns
+    how many could not."""
     serve = exported.signature(SERVING_SIGNATURE)
     target_names = exported.labels()
     failures = 0
@@ -108,7 +116,4 @@ def main(argv):
         else:
             print(format_prediction(path, outputs, flags.FLAGS.top_k, flags.FLAGS.json,
                                     target_names))
-    if failures:
-        print(f"{failures} of {len(paths)} files could not be read as images.", file=sys.stderr)
-        sys.exit(1)
-
+    return failures

@@ -15,7 +15,8 @@ import sys
 from absl import app, flags
 
 from tlkeras.artifacts.contract import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
-from tlkeras.image_files import expand_image_paths
+from tlkeras.cli import common
+from tlkeras.errors import ConfigError
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -31,18 +32,29 @@ def request_body(images: list[bytes]) -> dict:
 
 
 def main(argv):
-    paths = expand_image_paths(argv[1:])
-    if not paths:
-        raise app.UsageError("no images given: pass image files or folders after the flags.")
-    images = []
-    for path in paths:
-        with open(path, "rb") as file:
-            images.append(file.read())
-    body = json.dumps(request_body(images))
-    if flags.FLAGS.out == "-":
-        sys.stdout.write(body + "\n")
-    else:
-        with open(flags.FLAGS.out, "w") as file:
-            file.write(body + "\n")
-        print(f"wrote {len(images)} instance(s) to {flags.FLAGS.out}", file=sys.stderr)
+    with common.user_errors(on_interrupt=""):
+        images = [_read(path) for path in common.image_paths(argv[1:])]
+        body = json.dumps(request_body(images)) + "\n"
+        if flags.FLAGS.out == "-":
+            sys.stdout.write(body)
+        else:
+            _write(flags.FLAGS.out, body)
+            print(f"wrote {len(images)} instance(s) to {flags.FLAGS.out}", file=sys.stderr)
 
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:  # It exists (checked) but cannot be read: permissions, a folder.
+        raise app.UsageError(f"cannot read {path!r} ({error.strerror}). Pass image files this "
+                             "user can read.") from None
+
+
+def _write(out: str, body: str) -> None:
+    try:
+        with open(out, "w") as file:
+            file.write(body)
+    except OSError as error:
+        raise ConfigError("out", f"cannot write {out!r} ({error.strerror})",
+                          "Pass a writable --out path, or --out=- for stdout.") from None

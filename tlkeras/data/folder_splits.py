@@ -3,8 +3,10 @@
 A folder reader (class folders, a CSV of targets) only lists `(image path, label)` pairs per
 split and says what it refuses. The rest is here, once: every listed file is decoded once, in
 parallel, and those that do not decode are skipped and listed, so corrupt, truncated and non-image
-files never reach training. Each split is shuffled once with the seed, so a carved validation
-split gets every class and the training shuffle buffer need not hold the whole split to mix them.
+files never reach training; so are files whose name is not UTF-8, which TensorFlow cannot open.
+Each split is shuffled once with the seed, so a carved validation split gets every class and the
+training shuffle buffer need not hold the whole split to mix them; a carve that would leave a
+class without a training image is refused.
 """
 
 import abc
@@ -13,8 +15,10 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tlkeras.data.decode import decode_and_resize
+from tlkeras.data.decode import decode_and_resize, decode_within_budget, max_pixels
 from tlkeras.data.sources import Source, SourceSplits, SplitExamples, files_fingerprint
+from tlkeras.errors import ConfigError
+from tlkeras.image_files import printable_path, utf8_name
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,14 @@ class FolderSource(Source):
     def check(self, split_flag: str, readable: list, names: list[str]) -> None:
         """Raises `ConfigError` when the split's readable files cannot be used."""
 
+    def without_files(self, files: list, names: list[str]) -> list[str]:
+        """The outputs that `files` leave without an example (classes); none for targets."""
+        return []
+
+    def describe_counts(self, files: list, names: list[str]) -> str:
+        """How `files` spread over the outputs, for an error message."""
+        return f"{len(files)} image(s)"
+
     def train_targets(self, train: list) -> np.ndarray | None:
         """`SourceSplits.train_targets` from the training split's (path, label) pairs."""
         return None
@@ -44,56 +56,97 @@ class FolderSource(Source):
         if self.data.validation_split:
             validation, _ = self._readable_in_order("validation_split", names, skipped)
         else:
-            held_out = max(1, round(len(train) * self.data.validation_fraction))
-            train, validation = train[:-held_out], train[-held_out:]
+            train, validation = self._carve_validation(train, names)
         test = (self._readable_in_order("test_split", names, skipped)[0]
                 if self.data.test_split else None)
         if skipped:
-            log.warning("Skipped %d file(s) that do not decode as images (or are missing): %s%s",
+            log.warning("Skipped %d file(s) that do not decode as images (missing, corrupt, "
+                        "over --max_image_megapixels, or named in other bytes than UTF-8): %s%s",
                         len(skipped), ", ".join(skipped[:20]), " ..." if len(skipped) > 20 else "")
-        return SourceSplits(decode_files(train, image_size), decode_files(validation, image_size),
-                            None if test is None else decode_files(test, image_size), names,
+        budget = self.pixel_budget
+        return SourceSplits(decode_files(train, image_size, budget),
+                            decode_files(validation, image_size, budget),
+                            None if test is None else decode_files(test, image_size, budget), names,
                             skipped, self.train_targets(train),
                             {"train": files_fingerprint(train),
                              "validation": files_fingerprint(validation)})
 
     def split_examples(self, files: list, names: list[str], image_size: int) -> SplitExamples:
         """`load_split`'s result for one split's listed files: readable ones, in listed order."""
-        readable, skipped = split_readable(files)
-        return SplitExamples(decode_files(readable, image_size), names, skipped)
+        readable, skipped = split_readable(files, self.pixel_budget)
+        return SplitExamples(decode_files(readable, image_size, self.pixel_budget), names, skipped)
+
+    @property
+    def pixel_budget(self) -> int:
+        """--max_image_megapixels in pixels: a larger image is skipped like an unreadable one."""
+        return max_pixels(self.data.max_image_megapixels)
+
+    def _carve_validation(self, train: list, names: list[str]) -> tuple[list, list]:
+        """(train, validation): the last --validation_fraction of the seeded order (at least
+        one image). Refused when that leaves a class (or the split) with no training image:
+        --validation_fraction=0.9 with one image per class tracebacked on an empty split."""
+        fraction = self.data.validation_fraction
+        held_out = max(1, round(len(train) * fraction))
+        kept, validation = train[:-held_out], train[-held_out:]
+        short = self.without_files(kept, names)
+        if kept and not short:
+            return kept, validation
+        left = (f"class(es) {', '.join(map(repr, short))} with no training image" if short
+                else "no training image")
+        raise ConfigError("validation_fraction", f"--validation_fraction={fraction} holds out "
+                          f"{held_out} of the {len(train)} readable training images (at least "
+                          "1, drawn at random from the whole split) for validation, which leaves "
+                          f"{left}; the training split has {self.describe_counts(train, names)}",
+                          "Every class needs at least 1 training image after validation is "
+                          "held out: lower --validation_fraction, add images to the smallest "
+                          "classes, or give validation its own folder with --validation_split.")
 
     def _readable_in_order(self, split_flag: str, names: list[str] | None, skipped: list):
         """(readable files in the seeded order, output names); unreadable paths go to `skipped`."""
         files, names = self.labelled_files(split_flag, names)
-        readable, unreadable = split_readable(files)
+        readable, unreadable = split_readable(files, self.pixel_budget)
         skipped.extend(unreadable)
         self.check(split_flag, readable, names)
         order = np.random.default_rng(self.seed).permutation(len(readable))
         return [readable[i] for i in order], names
 
 
-def split_readable(files: list[tuple[str, object]]) -> tuple[list, list[str]]:
-    """(readable files, unreadable paths): every file is decoded once, in parallel, by tf.data.
+def split_readable(files: list[tuple[str, object]], pixel_budget: int) -> tuple[list, list[str]]:
+    """(readable files, unreadable paths as printable text): each file is decoded once.
+
+    A file whose name is not UTF-8 is unreadable too: TensorFlow strings cannot hold it, and
+    one such name used to abort the whole run.
+    """
+    named = {i: path for i, (path, _) in enumerate(files) if utf8_name(path)}
+    good = _decodable(named, pixel_budget)
+    return ([file for i, file in enumerate(files) if i in good],
+            [printable_path(path) for i, (path, _) in enumerate(files) if i not in good])
+
+
+def _decodable(paths: dict[int, str], pixel_budget: int) -> set[int]:
+    """The keys of `paths` whose files decode within `pixel_budget`, by tf.data in parallel.
 
     A decoding error drops that element (`ignore_errors`); the indices that come through are
     the readable files.
     """
     def decodes(index, path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = decode_within_budget(tf.io.read_file(path), pixel_budget)
         return index, tf.shape(image)  # An output of the decode, else tf.data prunes it.
 
-    paths = [path for path, _ in files]  # Never empty: every reader lists at least one file.
-    indices = tf.data.Dataset.from_tensor_slices((tf.range(len(files)), paths)).map(
+    if not paths:
+        return set()
+    indices = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(paths), tf.int32), list(paths.values()))).map(
         decodes, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    good = {int(index) for index, _ in indices}
-    return ([file for i, file in enumerate(files) if i in good],
-            [path for i, (path, _) in enumerate(files) if i not in good])
+    return {int(index) for index, _ in indices}
 
 
-def decode_files(files: list[tuple[str, object]], image_size: int) -> tf.data.Dataset:
+def decode_files(files: list[tuple[str, object]], image_size: int,
+                 pixel_budget: int) -> tf.data.Dataset:
     """(image, label) examples of readable files, decoded and resized as the SavedModel does."""
     paths, labels = zip(*files, strict=True)
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
     return dataset.map(
-        lambda path, label: (decode_and_resize(tf.io.read_file(path), image_size, image_size),
-                             label), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda path, label: (decode_and_resize(tf.io.read_file(path), image_size, image_size,
+                                               pixel_budget), label),
+        num_parallel_calls=tf.data.AUTOTUNE)

@@ -112,6 +112,10 @@ def _supervised_keys(builder, name: str, numeric: bool) -> tuple[str, str]:
         raise ConfigError("dataset", f"TFDS dataset {name!r} has no (image, class label) "
                           "supervised keys", "Pass an image-classification dataset, or "
                           "--task=regression for a numeric label.")
+    elif label.num_classes < 2:  # As for a folder: one class is trivially 100% accurate.
+        raise ConfigError("dataset", f"TFDS dataset {name!r} has {label.num_classes} class "
+                          f"({', '.join(label.names)}); classification needs at least 2",
+                          "Pass a dataset with two or more classes.")
     return keys[0], keys[1]
 
 
@@ -134,6 +138,11 @@ def _train_validation_splits(builder, data) -> tuple[str, str]:
                           f"{base!r}", "Pass --validation_split too.")
     total = builder.info.splits[base].num_examples
     held_out = max(1, round(total * data.validation_fraction))
+    if held_out >= total:
+        raise ConfigError("validation_fraction", f"--validation_fraction="
+                          f"{data.validation_fraction} holds out {held_out} of the {total} "
+                          f"examples of {base!r} for validation, which leaves none to train on",
+                          "Lower --validation_fraction or pass a --validation_split.")
     return f"{base}[:{total - held_out}]", f"{base}[{total - held_out}:]"
 
 

@@ -90,15 +90,3 @@ def _head(model: keras.Model, x):
 
 def _float32(tensor):
     return tf.cast(tensor, tf.float32)
-
-
-class FullModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """A ModelCheckpoint that saves `full_model` even while only the head is being fitted."""
-
-    def __init__(self, full_model: keras.Model, filepath: str, **kwargs):
-        super().__init__(filepath, **kwargs)
-        self._full_model = full_model
-
-    def set_model(self, model):
-        del model  # The head shares its layers with the full model, which is what we save.
-        super().set_model(self._full_model)

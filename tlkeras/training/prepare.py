@@ -13,6 +13,7 @@ import tensorflow as tf
 from tlkeras import data, tasks
 from tlkeras.artifacts import tflite
 from tlkeras.config import Config
+from tlkeras.errors import ConfigError
 from tlkeras.model import backbones, finetune, network
 from tlkeras.tasks.base import Task
 from tlkeras.training import phases, run_dir
@@ -42,6 +43,7 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
     resuming = run_dir.check_available(config, folder)
     spec = backbones.get_spec(config.model.backbone)
     image_size = config.model.image_size or spec.default_size
+    _check_image_size(image_size, spec)
     if config.export.export_tflite:
         tflite.require_interpreter()
     keras.mixed_precision.set_global_policy(precision_policy(config.runtime.mixed_precision))
@@ -63,6 +65,22 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
     return PreparedRun(config, folder, spec.name, image_size,
                        _phases(config, optimizers, task), backbone, plan, splits, model,
                        strategy, resuming, task)
+
+
+MAX_SIZE_FACTOR = 4  # --image_size up to 4x the backbone's default (16x its pixels and memory).
+
+
+def _check_image_size(image_size: int, spec: backbones.BackboneSpec) -> None:
+    """Above a few times its default size a backbone sees nothing new, and memory grows with
+    the square: --image_size=10000 ran out of memory after its run folder was written."""
+    largest = MAX_SIZE_FACTOR * spec.default_size
+    if image_size > largest:
+        raise ConfigError("image_size", f"{image_size} px is more than {MAX_SIZE_FACTOR}x "
+                          f"{spec.name}'s default input size ({spec.default_size} px); each "
+                          f"image would cost {image_size**2 * 12 / 2**20:,.0f} MB as "
+                          "float32 before the backbone's activations",
+                          f"Pass --image_size of at most {largest} (0 uses the default, "
+                          f"{spec.default_size}).")
 
 
 def _optimizers(config: Config) -> tuple:

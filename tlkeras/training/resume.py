@@ -24,6 +24,7 @@ import time
 
 import keras
 
+from tlkeras.training.checkpoint import finite_weights
 from tlkeras.training.run_state import write_json
 
 BACKUP_FOLDER = "resume"  # In the run folder.
@@ -66,7 +67,7 @@ class Backups:
     """
 
     backup_dir: str
-    checkpoint: keras.callbacks.ModelCheckpoint
+    checkpoint: keras.callbacks.ModelCheckpoint  # A BestCheckpoint.
     restore_dir: str | None = None
 
     def latest(self) -> dict | None:
@@ -88,6 +89,7 @@ class Backups:
         for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
             variable.assign(value)
         self.checkpoint.best = state["best"]
+        self.checkpoint.best_epoch = state.get("best_epoch")
         log.info("Resumed %s after epoch %d from %s.", phase_name, state["record"]["epochs_done"],
                  self._restore_dir)
         return PhaseRecord(**state["record"])
@@ -114,7 +116,8 @@ class EpochBackup(keras.callbacks.Callback):
         self._record = record
 
     def on_epoch_end(self, epoch, logs=None):
-        if not all(math.isfinite(value) for value in (logs or {}).values()):
+        if not (all(math.isfinite(value) for value in (logs or {}).values())
+                and finite_weights(self.model)):
             return  # Diverged (TerminateOnNaN stops the run): keep the last good backup.
         directory = self._backups.backup_dir
         os.makedirs(directory, exist_ok=True)
@@ -123,7 +126,8 @@ class EpochBackup(keras.callbacks.Callback):
         write_json(os.path.join(directory, STATE_FILE), {
             "weights": weights, "record": self._record.as_dict(),
             "seed_states": [variable.numpy().tolist() for variable in _seed_states(self.model)],
-            "best": _json_number(self._backups.checkpoint.best)})
+            "best": _json_number(self._backups.checkpoint.best),
+            "best_epoch": self._backups.checkpoint.best_epoch})
         for name in os.listdir(directory):  # Older backups, or one a kill left half-written.
             if name.endswith(".weights.h5") and name != weights:
                 os.remove(os.path.join(directory, name))

@@ -13,6 +13,7 @@ import tempfile
 from tlkeras.artifacts.contract import write_labels
 from tlkeras.config import Config
 from tlkeras.errors import ConfigError
+from tlkeras.training import run_lock
 from tlkeras.training.run_state import FAILED, FINISHED, RunRecord, write_json
 
 
@@ -49,14 +50,22 @@ def check_available(config: Config, run_dir: str) -> bool:
     except OSError as error:
         raise ConfigError("output_dir", f"cannot write to {output_dir!r} ({error})",
                           "Pass a writable --output_dir.") from None
-    if not os.path.exists(run_dir):
+    if not os.path.exists(run_dir) or _stillborn(run_dir):
         return False
+    run_lock.refuse_if_held(run_dir)
     refusal = _why_not_resumable(config, run_dir)
     if refusal:
         raise ConfigError("run_name", f"{run_dir!r} holds {refusal}, which tlkeras never "
                           "overwrites", "Pass --fresh_run to start a new run beside it "
                           "(<run_name>-2), a new --run_name, or move the old run away.")
+    run_lock.acquire(run_dir)  # Held from here: nothing of the run is read or written before.
     return True
+
+
+def _stillborn(run_dir: str) -> bool:
+    """A folder a run created but could not write its run.json into (a full disk at start, a
+    kill in that instant): nothing in it to keep, so the same command may start there again."""
+    return set(os.listdir(run_dir)) <= {run_lock.LOCK_FILE, f"{RUN_FILE}.partial"}
 
 
 def _why_not_resumable(config: Config, run_dir: str) -> str:
@@ -87,17 +96,62 @@ def _flag_values(config: Config) -> dict:
     return values
 
 
-def create(config: Config, run_dir: str, resuming: bool = False) -> str:
-    """Creates the run folder and its run.json, unless resuming the run already in it.
+def create(config: Config, run_dir: str, resuming: bool = False,
+           data: dict | None = None) -> str:
+    """Creates and locks the run folder and writes its run.json, unless resuming the run
+    already in it (`check_available` locked that one). `data` (see `data_identity`) is kept
+    in run.json, so that a resume can tell whether the data changed.
 
-    `exist_ok=False` closes the gap since `check_available`.
+    Another process may have created the folder since `check_available`: then its lock, or the
+    same refusal as before, says so.
     """
     if resuming:
         return run_dir
-    check_available(config, run_dir)
-    os.makedirs(run_dir, exist_ok=False)
-    write_json(os.path.join(run_dir, RUN_FILE), _flag_values(config))
+    if check_available(config, run_dir):
+        raise ConfigError("run_name", f"another tlkeras process has just started {run_dir!r}",
+                          "Pass --fresh_run or a new --run_name for a separate run.")
+    try:
+        os.makedirs(run_dir, exist_ok=_stillborn_exists(run_dir))
+    except FileExistsError:
+        run_lock.refuse_if_held(run_dir)
+        raise ConfigError("run_name", f"another tlkeras process has just created {run_dir!r}",
+                          "Pass --fresh_run or a new --run_name for a separate run.") from None
+    run_lock.acquire(run_dir)
+    write_json(os.path.join(run_dir, RUN_FILE), {**_flag_values(config), DATA_KEY: data})
     return run_dir
+
+
+def _stillborn_exists(run_dir: str) -> bool:
+    return os.path.isdir(run_dir) and _stillborn(run_dir)
+
+
+DATA_KEY = "_data"  # In run.json, beside the flags: the data the run started on.
+
+
+def data_identity(output_names: list[str], sizes: dict, fingerprints: dict) -> dict:
+    """What must not change under a resumed run: the classes (or targets), each split's size,
+    and the fingerprints of its files (paths, sizes, modification times)."""
+    return json.loads(json.dumps({"outputs": output_names, "sizes": sizes,
+                                  "files": fingerprints}))
+
+
+def check_same_data(config: Config, run_dir: str, data: dict) -> None:
+    """Before a resume rewrites anything: ConfigError if the data differs from the data the
+    run started on (a class added, files changed). Runs from before this check pass."""
+    with open(os.path.join(run_dir, RUN_FILE)) as file:
+        started = json.load(file).get(DATA_KEY)
+    if started is None or started == data:
+        return
+    changed = [f"{what} {started.get(key)} (now {data[key]})"
+               for key, what in (("outputs", "classes/targets"), ("sizes", "split sizes"))
+               if started.get(key) != data[key]]
+    changed += [f"the files of the {split} split" for split in data["files"]
+                if started.get("files", {}).get(split) != data["files"][split]]
+    field = "dataset" if config.data.dataset else "image_dir"
+    raise ConfigError(field, f"the data changed since the run in {run_dir!r} started: "
+                      f"{'; '.join(changed)}; resuming would train one model on two datasets",
+                      "Put the data back as it was to resume, or pass --fresh_run (or a new "
+                      "--run_name) to train on the data as it is now.")
 
 
 def write_labels_file(run_dir: str, output_names: list[str]) -> str:

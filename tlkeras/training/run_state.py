@@ -1,10 +1,12 @@
 """The run's state as a typed record with an explicit status, written to metrics.json.
 
 `status` is `running` from the first write, `finished` once the export and every result are
-written, `failed` when training stopped itself (the error says why). Tools and the no-overwrite
-check read the status instead of guessing it from which keys are present. The JSON keeps its
-flat layout: the run's description, `status`, one object per finished phase, the artifacts
-(`export`, `tflite`, task extras such as `distillation`), `resumed` restarts and any `error`.
+written, `failed` when training stopped itself (the error says why). A run stopped from outside
+(a full disk) stays `running`, so the same command resumes it; its `error` is noted until then.
+Tools and the no-overwrite check read the status instead of guessing it from which keys are
+present. The JSON keeps its flat layout: the run's description, `status`, one object per
+finished phase, the artifacts (`export`, `tflite`, task extras such as `distillation`), `resumed`
+restarts and any `error`.
 """
 
 import dataclasses
@@ -62,6 +64,15 @@ class RunRecord:
         self.status, self.error = FAILED, error
         self.save()
 
+    def note_interruption(self, error: str) -> None:
+        """Records why the run stopped from outside (a full disk), keeping it resumable; if even
+        this write fails, the error still reaches the user on stderr."""
+        self.error = error
+        try:
+            self.save()
+        except OSError:
+            pass
+
     def finish(self) -> None:
         self.status = FINISHED
         self.save()
@@ -88,7 +99,11 @@ def read_metrics(run_dir: str) -> dict:
 def write_json(path: str, data: dict) -> None:
     """Writes JSON atomically, so a killed run never leaves a half-written file."""
     temporary = f"{path}.partial"
-    with open(temporary, "w") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as file:
+            json.dump(data, file, indent=2)
+            file.write("\n")
+        os.replace(temporary, path)
+    finally:  # A full disk: no half-written .partial is left to confuse the next start.
+        if os.path.exists(temporary):
+            os.remove(temporary)

@@ -15,11 +15,13 @@ import tensorflow as tf
 
 from tlkeras.artifacts import saved_model, tflite
 from tlkeras.config import Config
-from tlkeras.errors import TrainingStopped
+from tlkeras.data import decode
+from tlkeras.errors import RunInterrupted, TrainingStopped
 from tlkeras.model import finetune
 from tlkeras.reporting import hparams, summary
 from tlkeras.tasks.base import Task
 from tlkeras.training import (
+    checkpoint,
     distribute,
     feature_cache,
     feature_store,
@@ -27,7 +29,9 @@ from tlkeras.training import (
     phases,
     resume,
     run_dir,
+    run_lock,
 )
+from tlkeras.training.checkpoint import BestCheckpoint
 from tlkeras.training.prepare import PreparedRun, prepare
 from tlkeras.training.run_state import RunRecord
 
@@ -61,7 +65,21 @@ def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
     run = prepare(config, strategy)
     log.info("Strategy %s: %d replica(s), global batch %d.", config.runtime.strategy,
              strategy.num_replicas_in_sync, run.splits.batch_size)
-    run_dir.create(config, run.run_dir, resuming=run.resuming)
+    try:  # A resumed run's folder is locked from `prepare` on.
+        data = run_dir.data_identity(run.task.output_names, run.splits.sizes,
+                                     run.splits.fingerprints)
+        if run.resuming:
+            run_dir.check_same_data(config, run.run_dir, data)
+        run_dir.create(config, run.run_dir, resuming=run.resuming, data=data)
+        return _train_in(run, strategy, restore_dir)
+    finally:
+        run_lock.release(run.run_dir)
+
+
+def _train_in(run: PreparedRun, strategy: tf.distribute.Strategy,
+              restore_dir: str | None) -> dict:
+    """Everything after the run folder is created and locked."""
+    config = run.config
     run_dir.write_labels_file(run.run_dir, run.task.output_names)
     run.splits = run.task.prepare_training_data(run.splits, run.run_dir,
                                                 config.data.cache_memory_mb)
@@ -70,18 +88,15 @@ def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
     try:
         with multi_worker.peers_watched(strategy):
             _both_phases(run, callbacks, backups, record)
+        _finish(run, record)
     except TrainingStopped as stopped:
-        checkpoint = os.path.join(run.run_dir, "checkpoints", "best.keras")
-        kept = (f" The last good checkpoint is kept: {checkpoint}." if os.path.exists(checkpoint)
-                else " No epoch finished well enough to checkpoint.")
-        record.fail(str(stopped) + kept)
+        record.fail(f"{stopped} {backups.checkpoint.kept_note()}")
         raise TrainingStopped(record.error) from None
-    run.task.clean_up(run.run_dir)  # Only training needs what the task cached.
-    run.model.save(os.path.join(run.run_dir, "model.keras"))  # The final model, as exported.
-    record.artifacts.update(_export(run, record))
-    hparams.log_hparams(os.path.join(run.run_dir, "logs"), config.flat(),
-                        _final_metrics(record, run.task))
-    record.finish()
+    except OSError as error:  # A full disk, a lost mount: nothing is presented as finished.
+        record.note_interruption(f"{error.__class__.__name__}: {error}")
+        raise RunInterrupted(f"{error}. The run folder {run.run_dir} is left resumable (every "
+                             "file is written under a temporary name first, so none is "
+                             "truncated): free space, then rerun the same command.") from None
     backups.remove()
     metrics = record.as_json()
     if multi_worker.is_chief(strategy):
@@ -93,12 +108,24 @@ def _train_and_evaluate(config: Config, strategy: tf.distribute.Strategy,
     return metrics
 
 
+def _finish(run: PreparedRun, record: RunRecord) -> None:
+    """The final model, its export, the HParams summary, then the record marked finished."""
+    run.task.clean_up(run.run_dir)  # Only training needs what the task cached.
+    # The final model, as exported.
+    checkpoint.write_model_atomically(run.model, os.path.join(run.run_dir, "model.keras"))
+    record.artifacts.update(_export(run, record))
+    hparams.log_hparams(os.path.join(run.run_dir, "logs"), run.config.flat(),
+                        _final_metrics(record, run.task))
+    record.finish()
+
+
 def _start_record(run: PreparedRun, backups: resume.Backups) -> RunRecord:
     """A new record, or a resumed run's record (finished phases kept, the restart noted)."""
     record = RunRecord.load(run.run_dir) if run.resuming else RunRecord(run.run_dir)
     record.description.update(_description(run))
     if run.resuming:
         record.resumed.append(_resume_point(backups, run.run_dir))
+        record.error = None  # What interrupted it (a full disk) is in the past now.
     record.save()
     return record
 
@@ -231,7 +258,8 @@ def _export(run: PreparedRun, record: RunRecord) -> dict:
     top_k = run.config.export.top_k
     exported = {"export": saved_model.export_saved_model(
         run.model, os.path.join(run.run_dir, "export"), run.task.output_names,
-        lambda outputs: run.task.serving_outputs(outputs, top_k), pixels[:WARMUP_IMAGES])}
+        lambda outputs: run.task.serving_outputs(outputs, top_k), pixels[:WARMUP_IMAGES],
+        decode.max_pixels(run.config.data.max_image_megapixels))}
     if run.config.export.export_tflite:
         exported["tflite"] = tflite.export_and_verify(
             run.model, os.path.join(run.run_dir, "tflite"), list(run.config.export.export_tflite),
@@ -251,12 +279,11 @@ def _callbacks(folder: str, model: keras.Model, task: Task,
     one best checkpoint (a diverged epoch never improves on it, so it stays the last good one),
     and the per-epoch backups a killed run resumes from (they keep the checkpoint's best score).
     """
-    checkpoint = feature_cache.FullModelCheckpoint(
-        model, os.path.join(folder, "checkpoints", "best.keras"), monitor=task.monitor,
-        mode=task.monitor_mode, save_best_only=True)
+    best = BestCheckpoint(model, os.path.join(folder, "checkpoints", "best.keras"),
+                          monitor=task.monitor, mode=task.monitor_mode)
     return ([keras.callbacks.TerminateOnNaN(),
-             keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "logs")), checkpoint],
-            resume.Backups(os.path.join(folder, resume.BACKUP_FOLDER), checkpoint, restore_dir))
+             keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "logs")), best],
+            resume.Backups(os.path.join(folder, resume.BACKUP_FOLDER), best, restore_dir))
 
 
 def _predict_function(model: keras.Model):
