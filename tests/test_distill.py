@@ -91,6 +91,7 @@ def test_labels_carry_the_teachers_outputs_computed_once(teacher, small_image_di
     assert splits.test is plain.test  # The test split keeps plain labels.
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_a_student_distils_through_both_phases_and_reports_against_its_teacher(
         teacher, small_image_dir, weights_path, tmp_path):
     _, teacher_dir = teacher

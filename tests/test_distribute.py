@@ -43,6 +43,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+pytestmark = pytest.mark.slow  # Minutes of subprocess training: the slow tier.
+
+
 @pytest.fixture(scope="module")
 def two_runs(small_image_dir, weights_path, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("strategies")

@@ -3,6 +3,7 @@
 import json
 
 import keras
+import pytest
 
 import tlkeras.model.backbones  # noqa: F401  (registers BackbonePreprocessing for load_model)
 from helpers import (
@@ -49,6 +50,7 @@ def test_run_dir_holds_labels_checkpoint_and_models(trained_run):
     assert (run_dir / "export" / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_phase_two_can_be_skipped(tmp_path, weights_path, small_image_dir):
     process = run_tlkeras(f"--flagfile={QUICKSTART}", f"--weights={weights_path}",
                           f"--image_dir={small_image_dir}", f"--output_dir={tmp_path}",
@@ -61,6 +63,7 @@ def test_phase_two_can_be_skipped(tmp_path, weights_path, small_image_dir):
     assert (tmp_path / "head_only" / "export" / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_same_seed_gives_identical_metrics(tmp_path, weights_path, small_image_dir):
     runs = []
     for name in ("first", "second"):
@@ -75,6 +78,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, weights_path, small_image_d
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_broken_image_files_never_crash_a_run(tmp_path, weights_path, small_image_dir):
     import shutil
 

@@ -20,6 +20,8 @@ import pytest
 
 from helpers import REPO, run_tlkeras
 
+pytestmark = pytest.mark.slow  # Minutes of subprocess training: the slow tier.
+
 WORKERS = 2
 PER_REPLICA_BATCH = 8
 TIMEOUT = 900  # Seconds per worker process; a hang fails the test instead of CI.

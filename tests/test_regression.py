@@ -73,6 +73,7 @@ def test_committed_targets_are_the_images_true_properties():
             assert ink == pytest.approx((pixels > 25).mean(), abs=1e-4)
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_model_learns_far_better_than_predicting_the_mean(regression_run):
     process, run_dir, _ = regression_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -91,6 +92,7 @@ def test_model_learns_far_better_than_predicting_the_mean(regression_run):
     assert (run_dir / "labels.txt").read_text().split() == TARGETS
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_tensorboard_logs_loss_mae_and_rmse_for_both_phases(regression_run):
     _, run_dir, _ = regression_run
     for split in ("train", "validation"):
@@ -101,6 +103,7 @@ def test_tensorboard_logs_loss_mae_and_rmse_for_both_phases(regression_run):
     assert train_mae[9] < train_mae[0]
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_report_agrees_with_an_independent_computation(regression_run):
     _, run_dir, regression_dir = regression_run
     model = keras.models.load_model(run_dir / "model.keras")
@@ -124,6 +127,7 @@ def test_report_agrees_with_an_independent_computation(regression_run):
             np.abs(true[:, index] - train_mean[index]).mean(), rel=FLOAT32_REORDERED)
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_checkpoint_and_export_predict_in_the_original_units(regression_run):
     process, run_dir, regression_dir = regression_run
     files = [str(path) for path in sorted((regression_dir / "test").glob("*/*.png"))[::25]]
@@ -154,6 +158,7 @@ def test_checkpoint_and_export_predict_in_the_original_units(regression_run):
     assert metrics["tflite"]["float32"]["max_abs_diff"] < 1e-2 * max(metrics["target_std"])
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_predict_cli_prints_named_targets(regression_run):
     _, run_dir, regression_dir = regression_run
     image = sorted((regression_dir / "test" / "Bag").iterdir())[0]
@@ -199,6 +204,7 @@ def test_missing_or_malformed_targets_csv_is_a_clear_error(weights_path, tmp_pat
     assert not (tmp_path / "runs" / "bad").exists()
 
 
+@pytest.mark.slow  # Default tier budget: see README "Tests".
 def test_evaluate_entry_refuses_a_regression_export_clearly(regression_run, tmp_path):
     _, run_dir, _ = regression_run
     process = run_module("evaluate", f"--model={run_dir / 'export'}",

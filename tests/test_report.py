@@ -79,7 +79,7 @@ def test_each_phase_writes_a_report_matching_the_test_metrics(trained_run, phase
     assert written["accuracy"] == pytest.approx(metrics[phase]["test"]["accuracy"], abs=1e-6)
     assert written["top_5_accuracy"] >= written["accuracy"]
     assert metrics[phase]["report"]["macro_f1"] == written["macro_avg"]["f1"]
-    size = figures.CONFUSION_INCHES * figures.DPI
+    size = figures.confusion_pixels(10)
     assert png_shape(run_dir / "report" / phase / "confusion_matrix.png") == (size, size, 4)
     cell = figures.GRID_CELL_INCHES * figures.DPI
     wrong = sum(written["per_class"][n]["support"] for n in written["class_names"]) - \
@@ -134,7 +134,8 @@ def test_evaluate_reproduces_the_report_from_the_savedmodel(trained_run, tmp_pat
     differences = np.abs(np.array(again["confusion_matrix"]) -
                          np.array(during_training["confusion_matrix"])).sum()
     assert differences <= 2
-    assert png_shape(tmp_path / "r" / "confusion_matrix.png")[:2] == (800, 800)
+    size = figures.confusion_pixels(10)
+    assert png_shape(tmp_path / "r" / "confusion_matrix.png")[:2] == (size, size)
 
     refused = run_module("evaluate", *flags, timeout=300)
     assert refused.returncode == 2
@@ -156,11 +157,13 @@ def test_list_backbones_and_grouped_help():
     assert rows["EfficientNetV2S"][0] == "384"
     help_text = run_tlkeras("--helpfull").stdout
     groups = ["tlkeras (1) data:", "tlkeras (2) model:", "tlkeras (3) phase 1",
-              "tlkeras (4) phase 2", "tlkeras (5) knowledge distillation:",
-              "tlkeras (6) export:", "tlkeras (7) outputs and runtime:"]
+              "tlkeras (4) phase 2", "tlkeras (5) training (both phases):",
+              "tlkeras (6) knowledge distillation:", "tlkeras (7) export:",
+              "tlkeras (8) outputs and runtime:"]
     positions = [help_text.index(group) for group in groups]
     assert positions == sorted(positions)
     phase2 = help_text[positions[3]:positions[4]]
     assert "--fine_tune_learning_rate" in phase2 and "--unfreeze" in phase2
     assert "--image_dir" not in phase2
-    assert "--distill_temperature" in help_text[positions[4]:positions[5]]
+    assert "--lr_schedule" in help_text[positions[4]:positions[5]]
+    assert "--distill_temperature" in help_text[positions[5]:positions[6]]

@@ -59,8 +59,10 @@ def fit_in_new_process(config, backup_dir, epochs, on_features, boundary=False):
     return model, result, backups
 
 
-@pytest.mark.parametrize("on_features, boundary", [(False, False), (True, False), (True, True)],
-                         ids=["images", "cached-features", "phase2-boundary-cache"])
+@pytest.mark.parametrize("on_features, boundary", [
+    pytest.param(False, False, marks=pytest.mark.slow),  # The slow tier: see README "Tests".
+    (True, False), pytest.param(True, True, marks=pytest.mark.slow)],
+    ids=["images", "cached-features", "phase2-boundary-cache"])
 def test_resumed_phase_ends_with_the_uninterrupted_weights_and_history(config, tmp_path,
                                                                        on_features, boundary):
     model, result, _ = fit_in_new_process(config, tmp_path / "whole", EPOCHS, on_features,

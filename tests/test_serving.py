@@ -1,7 +1,9 @@
 """The export is what a serving team deploys: TF Serving layout, signatures, warm-up, tools.
 
 The SavedModel is checked in a fresh interpreter that imports only TensorFlow and NumPy, against
-the Keras model on the same decoded pixels.
+the Keras model on the same decoded pixels. Set TLKERAS_OLDER_TF_PYTHON to the python of a venv
+with an older TensorFlow (the one a TF Serving release is built on) to check that it loads and
+runs every signature too.
 """
 
 import base64
@@ -25,7 +27,9 @@ from tlkeras.tasks.classification import Classification
 
 PYTHON_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-# Runs in a fresh interpreter: only TensorFlow and NumPy, as on a serving host.
+# Runs in a fresh interpreter: only TensorFlow and NumPy, as on a serving host. Every signature
+# gets the same files: serving_uint8 the client's decode of them, a batch per size (a batch has
+# one size), tf_example them inside tf.train.Examples built here.
 SERVE_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -33,14 +37,33 @@ SERVE_SCRIPT = textwrap.dedent("""
     export_dir, request_path, out_path = sys.argv[1:]
     request = json.load(open(request_path))
     model = tf.saved_model.load(export_dir)
-    by_bytes = model.signatures["serving_default"](
-        image_bytes=tf.constant([open(p, "rb").read() for p in request["files"]]))
-    by_pixels = model.signatures["serving_pixels"](image=tf.constant(np.load(request["pixels"])))
-    np.savez(out_path, **{f"bytes_{k}": v.numpy() for k, v in by_bytes.items()},
-             **{f"pixels_{k}": v.numpy() for k, v in by_pixels.items()})
-    print(json.dumps({"signatures": sorted(model.signatures),
+    encoded = [open(p, "rb").read() for p in request["files"]]
+    outputs = {
+        "bytes": model.signatures["serving_default"](image_bytes=tf.constant(encoded)),
+        "pixels": model.signatures["serving_pixels"](image=tf.constant(np.load(request["pixels"]))),
+    }
+    decoded = [tf.io.decode_image(e, channels=3, expand_animations=False).numpy() for e in encoded]
+    by_size = {}
+    for index, image in enumerate(decoded):
+        by_size.setdefault(image.shape, []).append(index)
+    uint8 = [None] * len(decoded)
+    for indices in by_size.values():
+        answer = model.signatures["serving_uint8"](
+            image_tensor=tf.constant(np.stack([decoded[i] for i in indices])))
+        for row, index in enumerate(indices):
+            uint8[index] = {k: v.numpy()[row] for k, v in answer.items()}
+    outputs["uint8"] = {k: np.stack([row[k] for row in uint8]) for k in uint8[0]}
+    examples = [tf.train.Example(features=tf.train.Features(feature={"image/encoded":
+        tf.train.Feature(bytes_list=tf.train.BytesList(value=[e]))})).SerializeToString()
+        for e in encoded]
+    outputs["example"] = model.signatures["tf_example"](examples=tf.constant(examples))
+    np.savez(out_path, **{f"{source}_{k}": np.asarray(v) for source, answer in outputs.items()
+                          for k, v in answer.items()})
+    print(json.dumps({"signatures": sorted(model.signatures), "tensorflow": tf.__version__,
+                      "batch_sizes": sorted(len(i) for i in by_size.values()),
                       "tlkeras_imported": any(m.startswith("tlkeras") for m in sys.modules)}))
 """)
+SIGNATURES = ["serving_default", "serving_pixels", "serving_uint8", "tf_example"]
 
 
 @pytest.fixture(scope="module")
@@ -76,24 +99,22 @@ def decoded_pixels(files, size: int) -> np.ndarray:
                      for path in files])
 
 
-def test_jpeg_and_png_bytes_of_any_size_match_keras_in_a_fresh_process(served, real_image_files,
-                                                                       tmp_path):
-    _, version_dir, model, labels = served
-    pixels = decoded_pixels(real_image_files, model.input.shape[1])
-    expected = model.predict(pixels, verbose=0)
+def serve_in_a_fresh_process(python: str, version_dir, files, pixels, tmp_path):
+    """Runs SERVE_SCRIPT with `python`; returns its report and {source_output: array}."""
     np.save(tmp_path / "pixels.npy", pixels)
-    request = {"files": [str(path) for path in real_image_files],
-               "pixels": str(tmp_path / "pixels.npy")}
+    request = {"files": [str(path) for path in files], "pixels": str(tmp_path / "pixels.npy")}
     (tmp_path / "request.json").write_text(json.dumps(request))
-    process = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(version_dir),
+    process = subprocess.run([python, "-c", SERVE_SCRIPT, str(version_dir),
                               str(tmp_path / "request.json"), str(tmp_path / "out.npz")],
                              capture_output=True, text=True, timeout=300, env=PYTHON_ENV)
     assert process.returncode == 0, process.stderr[-3000:]
     report = json.loads(process.stdout.strip().splitlines()[-1])
-    assert report == {"signatures": ["serving_default", "serving_pixels"],
-                      "tlkeras_imported": False}
-    out = np.load(tmp_path / "out.npz", allow_pickle=True)  # class names: bytes objects
-    for source in ("bytes", "pixels"):
+    return report, dict(np.load(tmp_path / "out.npz", allow_pickle=True))  # names: bytes
+
+
+def assert_every_signature_matches_keras(out, expected, labels, count):
+    """Each signature's outputs on the same images against Keras' probabilities."""
+    for source in ("bytes", "pixels", "uint8", "example"):
         # Probabilities lie in [0, 1]: 1e-4 is ~1,600 float32 roundings at scale 1 (SavedModel
         # graph vs Keras reorder the same float32 sums), far below a wrong model's > 1e-2.
         assert np.abs(out[f"{source}_probabilities"] - expected).max() < FLOAT32_REORDERED
@@ -104,7 +125,39 @@ def test_jpeg_and_png_bytes_of_any_size_match_keras_in_a_fresh_process(served, r
         # The top score is a probability, in [0, 1]: the same 1e-4 (~1,600 roundings at scale 1).
         np.testing.assert_allclose(out[f"{source}_top_k_scores"][:, 0], expected.max(1),
                                    rtol=0, atol=FLOAT32_REORDERED)
-        assert out[f"{source}_top_k_scores"].shape == (len(real_image_files), 5)
+        assert out[f"{source}_top_k_scores"].shape == (count, 5)
+
+
+def test_every_signature_matches_keras_on_real_images_in_a_fresh_process(served,
+                                                                         real_image_files,
+                                                                         tmp_path):
+    _, version_dir, model, labels = served
+    pixels = decoded_pixels(real_image_files, model.input.shape[1])
+    report, out = serve_in_a_fresh_process(sys.executable, version_dir, real_image_files, pixels,
+                                           tmp_path)
+    assert report["signatures"] == SIGNATURES and report["tlkeras_imported"] is False
+    assert report["batch_sizes"] == [4, 4, 6, 6]  # serving_uint8: one batch per image size.
+    assert_every_signature_matches_keras(out, model.predict(pixels, verbose=0), labels,
+                                         len(real_image_files))
+    # The same decoded uint8 pixels through the same resize: serving_uint8 and tf_example give
+    # serving_default's input, and differ only by batch composition (float32 sums reordered).
+    for source in ("uint8", "example"):
+        assert np.abs(out[f"{source}_probabilities"] - out["bytes_probabilities"]).max() \
+            < FLOAT32_REORDERED
+
+
+@pytest.mark.skipif(not os.environ.get("TLKERAS_OLDER_TF_PYTHON"),
+                    reason="TLKERAS_OLDER_TF_PYTHON (a venv's python with an older TensorFlow) "
+                           "is not set")
+def test_an_older_tensorflow_loads_and_runs_every_signature(served, real_image_files, tmp_path):
+    # What TF Serving built on that TensorFlow does with the export: load it, run each signature.
+    _, version_dir, model, labels = served
+    pixels = decoded_pixels(real_image_files, model.input.shape[1])
+    report, out = serve_in_a_fresh_process(os.environ["TLKERAS_OLDER_TF_PYTHON"], version_dir,
+                                           real_image_files, pixels, tmp_path)
+    assert report["signatures"] == SIGNATURES and report["tensorflow"] != tf.__version__
+    assert_every_signature_matches_keras(out, model.predict(pixels, verbose=0), labels,
+                                         len(real_image_files))
 
 
 def test_saved_model_cli_shows_and_runs_the_serving_signature(served, real_image_files, tmp_path):
@@ -124,6 +177,12 @@ def test_saved_model_cli_shows_and_runs_the_serving_signature(served, real_image
     pixels = shown.stdout.split("signature_def['serving_pixels']:")[1]
     assert "inputs['image'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 96, 96, 3)" \
         in pixels
+    uint8 = shown.stdout.split("signature_def['serving_uint8']:")[1]
+    assert "inputs['image_tensor'] tensor_info:\n        dtype: DT_UINT8\n" \
+        "        shape: (-1, -1, -1, 3)" in uint8
+    example = shown.stdout.split("signature_def['tf_example']:")[1]
+    assert "inputs['examples'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" \
+        in example
 
     np.save(tmp_path / "bytes.npy", np.array([real_image_files[0].read_bytes()], dtype=object))
     ran = subprocess.run([cli, "run", "--dir", str(version_dir), "--tag_set", "serve",
@@ -154,19 +213,44 @@ def test_rest_request_body_is_tf_serving_row_format_and_gives_the_same_answer(se
     np.testing.assert_array_equal(from_body, direct["probabilities"].numpy())
 
 
-def test_warmup_requests_are_real_prediction_logs_the_model_answers(served):
+def test_warmup_requests_cover_every_signature_and_replay_to_the_same_answers(served):
     _, version_dir, _, _ = served
-    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(version_dir))
     path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
-    batch_sizes = []
-    for record in tf.data.TFRecordDataset(str(path)):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        request = log.predict_log.request
-        assert request.model_spec.signature_name == "serving_default"
-        images = tf.make_ndarray(request.inputs["image_bytes"])
-        outputs = signature(image_bytes=tf.constant(images))
-        batch_sizes.append(int(outputs["probabilities"].shape[0]))
-    assert batch_sizes == [1, 4]
+    answers = {}
+    for record in tf.data.TFRecordDataset(str(path)):  # What TF Serving replays on load.
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        name = request.model_spec.signature_name
+        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
+        answers.setdefault(name, []).append(loaded.signatures[name](**inputs)["probabilities"])
+    assert sorted(answers) == SIGNATURES
+    assert {name: [len(p) for p in batches] for name, batches in answers.items()} == \
+        {name: [1, 4] for name in SIGNATURES}
+    # The same four held-out images in each signature's form (PNG, float32 and uint8 pixels, PNG
+    # in a tf.train.Example): the same probabilities, up to float32 reordering at scale 1.
+    for name in SIGNATURES:
+        assert np.abs(answers[name][1].numpy() - answers["serving_default"][1].numpy()).max() \
+            < FLOAT32_REORDERED, name
+
+
+def test_serving_uint8_refuses_other_channels_and_empty_images(served):
+    _, version_dir, _, _ = served
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_uint8"]
+    assert serve(image_tensor=tf.zeros((1, 5, 300, 3), tf.uint8))["probabilities"].shape == (1, 10)
+    for shape in ((1, 28, 28, 4), (1, 0, 28, 3)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="uint8 \\[N, H, W, 3\\]"):
+            serve(image_tensor=tf.zeros(shape, tf.uint8))
+
+
+def test_tf_example_without_the_image_feature_fails_naming_it(served, real_image_files):
+    _, version_dir, _, _ = served
+    serve = tf.saved_model.load(str(version_dir)).signatures["tf_example"]
+    good = saved_model.tf_example(real_image_files[0].read_bytes())
+    other = tf.train.Example(features=tf.train.Features(feature={"image/png": tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[real_image_files[0].read_bytes()]))}))
+    assert serve(examples=tf.constant([good]))["probabilities"].shape == (1, 10)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image/encoded"):
+        serve(examples=tf.constant([good, other.SerializeToString()]))
 
 
 def test_a_string_that_is_not_an_image_fails_the_request_with_a_clear_error(served,

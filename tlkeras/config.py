@@ -1,10 +1,10 @@
-"""Run configuration: seven groups of settings, each with its default and help written once.
+"""Run configuration: eight groups of settings, each with its default and help written once.
 
-`Config` nests one frozen dataclass per group (data, model, phase 1, phase 2, distillation,
-export, runtime). Every field carries its help text in its metadata, and the command line
-(`tlkeras.cli.flags`) turns fields into absl flags of the same name, so a default or a help text
-exists in one place only. Field names are unique across groups: a field is named by itself in
-errors and flags alike (`batch_size` here, `--batch_size` on the command line).
+`Config` nests one frozen dataclass per group (data, model, phase 1, phase 2, training,
+distillation, export, runtime). Every field carries its help text in its metadata, and the
+command line (`tlkeras.cli.flags`) turns fields into absl flags of the same name, so a default or
+a help text exists in one place only. Field names are unique across groups: a field is named by
+itself in errors and flags alike (`batch_size` here, `--batch_size` on the command line).
 
 Validation here needs no data, model or TensorFlow; it raises `ConfigError` naming the field.
 """
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from tlkeras.errors import ConfigError
 
-TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8")
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 TASKS = ("classification", "regression")  # tlkeras.tasks.REGISTRY implements each.
 
 
@@ -45,6 +45,10 @@ class DataConfig:
                               "evaluation.")
     validation_fraction: float = setting(0.1, "Fraction of the training split held out for "
                                          "validation when there is no validation split.")
+    test_fraction: float = setting(0.1, "Fraction of each class held out for the test when "
+                                   "--image_dir is one folder of class folders (no "
+                                   "--train_split subfolder); an empty --test_split holds out "
+                                   "none.")
     batch_size: int = setting(32, "Batch size per replica for both phases (one replica unless "
                               "--strategy distributes).")
     shuffle_buffer: int = setting(10000, "Shuffle buffer size (examples) for training.")
@@ -95,6 +99,12 @@ class DataConfig:
         _require(self.batch_size > 0, "batch_size", f"must be positive, got {self.batch_size}")
         _require(0 < self.validation_fraction < 1, "validation_fraction",
                  f"must be in (0, 1), got {self.validation_fraction}")
+        _require(0 < self.test_fraction < 1, "test_fraction",
+                 f"must be in (0, 1), got {self.test_fraction}")
+        _require(not self.test_split or self.validation_fraction + self.test_fraction < 1,
+                 "test_fraction", f"--validation_fraction={self.validation_fraction} plus "
+                 f"--test_fraction={self.test_fraction} must be below 1, to leave training "
+                 "images (an empty --test_split holds out no test)")
         _require(0 <= self.augment_translate < 1, "augment_translate",
                  f"must be in [0, 1), got {self.augment_translate}")
         _require(self.cache_memory_mb >= 0, "cache_memory_mb",
@@ -182,6 +192,37 @@ class Phase2Config:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    TITLE: ClassVar[str] = "training (both phases)"
+
+    lr_schedule: str = setting("constant", "Learning rate within each phase: constant, or cosine "
+                               "decay from the phase's rate to 0 over its steps (after any "
+                               "warm-up). Per phase: phase 2 starts again from "
+                               "--fine_tune_learning_rate.", choices=("constant", "cosine"))
+    warmup_epochs: int = setting(0, "Epochs of linear warm-up from 0 to the phase's learning "
+                                 "rate at the start of each phase (with either schedule); must "
+                                 "be fewer than each phase's epochs.")
+    momentum: float = setting(0.0, "Momentum of each phase's optimizer that has one (sgd, "
+                              "rmsprop); 0 is Keras' default. Refused when neither phase's "
+                              "optimizer has one (adam's momentum is its beta_1).")
+    label_smoothing: float = setting(0.0, "Classification: train on labels smoothed towards "
+                                     "uniform by this much (Keras' CategoricalCrossentropy "
+                                     "label_smoothing); test loss and metrics use the true "
+                                     "labels.")
+    class_weight: str = setting("none", "Classification: weigh each class's loss. none; auto "
+                                "(n_images / (n_classes x class count), from the training "
+                                "split: each class weighs as much in total); or a JSON file "
+                                "{\"<class>\": weight, ...} naming every class.")
+
+    def validate(self) -> None:
+        _require(self.warmup_epochs >= 0, "warmup_epochs",
+                 f"must be >= 0, got {self.warmup_epochs}")
+        _require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _require(0 <= self.label_smoothing < 1, "label_smoothing",
+                 f"must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclasses.dataclass(frozen=True)
 class DistillConfig:
     TITLE: ClassVar[str] = "knowledge distillation"
 
@@ -215,10 +256,24 @@ class ExportConfig:
                                              "verified against the Keras model on test images: "
                                              "any of float32, float16 (float16 weights), "
                                              "dynamic_int8 (dynamic-range int8 weights), "
-                                             "comma-separated.")
+                                             "int8 (full-integer, calibrated on training "
+                                             "images; uint8 input and output), "
+                                             "comma-separated. Each carries the labels and "
+                                             "input normalisation metadata that MediaPipe "
+                                             "Tasks, the TFLite Task Library and ML Kit read.")
+    export_model: str = setting("best", "Which weights the export, model.keras and the final "
+                                "test report use: best (the best checkpoint by the validation "
+                                "metric, over both phases) or last (the last epoch's).",
+                                choices=("best", "last"))
+    min_test_accuracy: float = setting(0.0, "Classification: fail the run (exit status 6, "
+                                       "everything still saved) when the final test accuracy "
+                                       "is below this; 0 turns the gate off. Needs a "
+                                       "--test_split.")
 
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", f"must be >= 1, got {self.top_k}")
+        _require(0 <= self.min_test_accuracy <= 1, "min_test_accuracy",
+                 f"must be in [0, 1], got {self.min_test_accuracy}")
         unknown = set(self.export_tflite) - set(TFLITE_VARIANTS)
         _require(not unknown, "export_tflite", f"unknown variant(s) {sorted(unknown)}; choose "
                  f"from {', '.join(TFLITE_VARIANTS)}")
@@ -278,8 +333,8 @@ class RuntimeConfig:
 
 
 GROUPS = {"data": DataConfig, "model": ModelConfig, "phase1": Phase1Config,
-          "phase2": Phase2Config, "distill": DistillConfig, "export": ExportConfig,
-          "runtime": RuntimeConfig}
+          "phase2": Phase2Config, "training": TrainingConfig, "distill": DistillConfig,
+          "export": ExportConfig, "runtime": RuntimeConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,6 +345,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     phase1: Phase1Config = Phase1Config()
     phase2: Phase2Config = Phase2Config()
+    training: TrainingConfig = TrainingConfig()
     distill: DistillConfig = DistillConfig()
     export: ExportConfig = ExportConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -332,6 +388,30 @@ def validate(config: Config) -> None:
     if config.distill.distill_from and config.model.task != "classification":
         raise ConfigError("distill_from", "distillation trains a classifier on a classifier's "
                           "probabilities", "Drop --distill_from, or use --task=classification.")
+    _validate_training(config)
+
+
+def _validate_training(config: Config) -> None:
+    """The cross-group checks of the training options: what each one needs to mean something."""
+    training, warmup = config.training, config.training.warmup_epochs
+    for flag, epochs in (("epochs", config.phase1.epochs),
+                         ("fine_tune_epochs", config.phase2.fine_tune_epochs)):
+        _require(not epochs or warmup < epochs, "warmup_epochs", f"{warmup} warm-up epochs "
+                 f"leave no epoch at the full rate in a phase of --{flag}={epochs}")
+    classification_only = {"label_smoothing": training.label_smoothing > 0,
+                           "class_weight": training.class_weight != "none",
+                           "min_test_accuracy": config.export.min_test_accuracy > 0}
+    for field, used in classification_only.items():
+        if used and config.model.task != "classification":
+            raise ConfigError(field, f"applies to classification, not --task="
+                              f"{config.model.task}", f"Drop --{field}.")
+        if used and field != "min_test_accuracy" and config.distill.distill_from:
+            raise ConfigError(field, "distillation trains on the teacher's probabilities, "
+                              "which this option would not change consistently",
+                              f"Drop --{field}, or --distill_from.")
+    if config.export.min_test_accuracy > 0 and not config.data.test_split:
+        raise ConfigError("min_test_accuracy", "the gate needs a test split, and "
+                          "--test_split is empty", "Pass --test_split, or drop the gate.")
 
 
 def parse_unfreeze(value: str) -> tuple[int | None, float | None, str | None]:

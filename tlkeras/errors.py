@@ -33,3 +33,8 @@ class WorkerLost(RuntimeError):
 class RunInterrupted(RuntimeError):
     """The run stopped for an outside reason (a full disk, a lost mount); its folder is left
     resumable, and the message says what to fix before rerunning the same command."""
+
+
+class AccuracyGateMissed(RuntimeError):
+    """The run finished below --min_test_accuracy: everything is saved, the exit status says it
+    missed, and the message by how much."""

@@ -6,8 +6,9 @@ it without loading training code.
 
 import os
 
-# What `tf.io.decode_image` and Keras' folder reader both read.
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# What `tf.io.decode_image` reads: Keras' folder reader's formats, and WebP (TensorFlow 2.21
+# decodes it; the decode budget reads its header).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 
 
 def is_image_file(name: str) -> bool:

@@ -13,7 +13,7 @@ def test_without_a_command_it_prints_the_commands_and_exits_2():
 def test_train_help_lists_the_config_groups():
     process = run_module("train", "--helpfull")  # absl exits 1 after printing help.
     for group in ("tlkeras (1) data", "tlkeras (4) phase 2: fine-tuning",
-                  "tlkeras (7) outputs and runtime"):
+                  "tlkeras (5) training (both phases)", "tlkeras (8) outputs and runtime"):
         assert group in process.stdout
     assert "--fine_tune_learning_rate" in process.stdout
 

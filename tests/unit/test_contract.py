@@ -55,3 +55,12 @@ def test_serving_tools_resolve_exports_without_importing_tensorflow():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_every_signature_has_its_own_input_name_and_serving_default_is_the_bytes_one():
+    # TF Serving's REST row format names inputs; a name shared by two signatures would let a body
+    # meant for one be accepted by the other with another meaning (bytes vs pixels).
+    assert list(contract.SIGNATURE_INPUTS) == ["serving_default", "serving_pixels",
+                                               "serving_uint8", "tf_example"]
+    assert len(set(contract.SIGNATURE_INPUTS.values())) == len(contract.SIGNATURE_INPUTS)
+    assert contract.SIGNATURE_INPUTS[contract.SERVING_SIGNATURE] == contract.IMAGE_BYTES_INPUT

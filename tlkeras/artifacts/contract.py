@@ -20,6 +20,18 @@ SERVING_SIGNATURE = "serving_default"  # Encoded image bytes in: what TF Serving
 PIXELS_SIGNATURE = "serving_pixels"  # Float32 raw 0-255 pixels at the model's size in.
 IMAGE_BYTES_INPUT = "image_bytes"  # TF Serving's REST API decodes {"b64": ...} into it.
 PIXELS_INPUT = "image"
+# uint8 [N, H, W, 3] of any size in, resized in the graph: raw pixels cost ~4 JSON bytes each
+# over REST, floats ~18. The names are Model Garden's (`image_tensor` input type).
+UINT8_SIGNATURE = "serving_uint8"
+UINT8_INPUT = "image_tensor"
+# Serialized tf.train.Example in, as TFX's Evaluator (TFMA) and BulkInferrer send them. The
+# image is under `image/encoded`, the key of TFDS, Model Garden and TF Object Detection records.
+TF_EXAMPLE_SIGNATURE = "tf_example"
+TF_EXAMPLE_INPUT = "examples"
+TF_EXAMPLE_IMAGE_KEY = "image/encoded"
+# Every signature and its one input, in the order README's table lists them.
+SIGNATURE_INPUTS = {SERVING_SIGNATURE: IMAGE_BYTES_INPUT, PIXELS_SIGNATURE: PIXELS_INPUT,
+                    UINT8_SIGNATURE: UINT8_INPUT, TF_EXAMPLE_SIGNATURE: TF_EXAMPLE_INPUT}
 CLASSIFIER_OUTPUT = "probabilities"  # A classifier's signatures return it; a regressor's don't.
 REGRESSOR_OUTPUT = "predictions"  # A regressor's: [N, targets] in the targets' own units.
 LABELS_FILE = os.path.join("assets.extra", "labels.txt")

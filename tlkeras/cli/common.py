@@ -8,13 +8,20 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tlkeras.errors import ConfigError, RunInterrupted, TrainingStopped, WorkerLost
+from tlkeras.errors import (
+    AccuracyGateMissed,
+    ConfigError,
+    RunInterrupted,
+    TrainingStopped,
+    WorkerLost,
+)
 from tlkeras.image_files import IMAGE_EXTENSIONS, expand_image_paths
 
 EXIT_CONFIG_ERROR = 2
 EXIT_TRAINING_STOPPED = 3
 EXIT_WORKER_LOST = 4
 EXIT_RUN_INTERRUPTED = 5  # Stopped from outside (a full disk); resumable.
+EXIT_ACCURACY_GATE = 6  # Finished and saved, below --min_test_accuracy.
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C.
 
 # Training keeps metrics.json `running` when interrupted, so the same command resumes it.
@@ -26,9 +33,9 @@ RESUMABLE = ("; the run folder is left resumable: rerun the same command to resu
 def user_errors(on_interrupt: str = RESUMABLE):
     """`ConfigError` -> `tlkeras: error: --flag: ...` and a misused command line (`UsageError`)
     -> `tlkeras: error: ...`, exit 2; `TrainingStopped` -> exit 3; `WorkerLost` (multi-worker)
-    -> exit 4; `RunInterrupted` (a full disk) -> exit 5; Ctrl-C -> `tlkeras: interrupted` plus
-    `on_interrupt`, exit 130. No traceback: each is something the user did or can act on, not a
-    bug."""
+    -> exit 4; `RunInterrupted` (a full disk) -> exit 5; `AccuracyGateMissed` -> exit 6; Ctrl-C
+    -> `tlkeras: interrupted` plus `on_interrupt`, exit 130. No traceback: each is something the
+    user did or can act on, not a bug."""
     try:
         yield
     except ConfigError as error:
@@ -41,6 +48,8 @@ def user_errors(on_interrupt: str = RESUMABLE):
         _exit(f"tlkeras: worker lost: {lost}", EXIT_WORKER_LOST)
     except RunInterrupted as interrupted:
         _exit(f"tlkeras: run interrupted: {interrupted}", EXIT_RUN_INTERRUPTED)
+    except AccuracyGateMissed as missed:
+        _exit(f"tlkeras: accuracy gate missed: {missed}", EXIT_ACCURACY_GATE)
     except KeyboardInterrupt:
         _exit(f"tlkeras: interrupted{on_interrupt}", EXIT_INTERRUPTED)
 

@@ -6,7 +6,8 @@ parallel, and those that do not decode are skipped and listed, so corrupt, trunc
 files never reach training; so are files whose name is not UTF-8, which TensorFlow cannot open.
 Each split is shuffled once with the seed, so a carved validation split gets every class and the
 training shuffle buffer need not hold the whole split to mix them; a carve that would leave a
-class without a training image is refused.
+class without a training image is refused. A reader may instead carve every split from one
+folder (`carved_files`, a flat folder of class folders): then each carved split is read here.
 """
 
 import abc
@@ -50,15 +51,16 @@ class FolderSource(Source):
         """`SourceSplits.train_targets` from the training split's (path, label) pairs."""
         return None
 
+    def carved_files(self) -> tuple[dict[str, list], list[str]] | None:
+        """({"train", "validation", "test": [(image path, label)]}, output names) when every
+        split is carved from one folder (`tlkeras.data.carve`); None when splits are folders."""
+        return None
+
     def load(self, image_size: int) -> SourceSplits:
         skipped = []
-        train, names = self._readable_in_order("train_split", None, skipped)
-        if self.data.validation_split:
-            validation, _ = self._readable_in_order("validation_split", names, skipped)
-        else:
-            train, validation = self._carve_validation(train, names)
-        test = (self._readable_in_order("test_split", names, skipped)[0]
-                if self.data.test_split else None)
+        carved = self.carved_files()
+        train, validation, test, names = (self._split_folders(skipped) if carved is None
+                                          else self._readable_carve(*carved, skipped))
         if skipped:
             log.warning("Skipped %d file(s) that do not decode as images (missing, corrupt, "
                         "over --max_image_megapixels, or named in other bytes than UTF-8): %s%s",
@@ -70,6 +72,48 @@ class FolderSource(Source):
                             skipped, self.train_targets(train),
                             {"train": files_fingerprint(train),
                              "validation": files_fingerprint(validation)})
+
+    def _split_folders(self, skipped: list):
+        """(train, validation, test or None, names), each split read from its own folder or CSV
+        (validation carved from train without --validation_split)."""
+        train, names = self._readable_in_order("train_split", None, skipped)
+        if self.data.validation_split:
+            validation, _ = self._readable_in_order("validation_split", names, skipped)
+        else:
+            train, validation = self._carve_validation(train, names)
+        test = (self._readable_in_order("test_split", names, skipped)[0]
+                if self.data.test_split else None)
+        return train, validation, test, names
+
+    def _readable_carve(self, carved: dict[str, list], names: list[str], skipped: list):
+        """(train, validation, test or None, names) of a carve: each split's readable files in
+        the seeded order. Refused when a class has no readable training image or a split is
+        left empty."""
+        splits = {}
+        for split, files in carved.items():
+            readable, unreadable = split_readable(files, self.pixel_budget)
+            skipped.extend(unreadable)
+            splits[split] = self._seeded_order(readable)
+        short = self.without_files(splits["train"], names)
+        if short:
+            raise ConfigError("image_dir", f"class(es) {', '.join(map(repr, short))} in "
+                              f"{self.data.image_dir!r} have no readable image among those "
+                              "carved for training", "Replace their corrupt files or add "
+                              "images to them.")
+        self._require_images(splits["validation"], "validation", "validation_fraction")
+        if self.data.test_split:
+            self._require_images(splits["test"], "test", "test_fraction")
+        return (splits["train"], splits["validation"],
+                splits["test"] if self.data.test_split else None, names)
+
+    def _require_images(self, files: list, split: str, field: str) -> None:
+        if files:
+            return
+        raise ConfigError(field, f"the {split} split carved from {self.data.image_dir!r} has no "
+                          f"readable image (a class gives it one from "
+                          f"{2 if split == 'validation' else 3} images on)", "Add images" +
+                          (", or pass an empty --test_split to skip the test." if split == "test"
+                           else "."))
 
     def split_examples(self, files: list, names: list[str], image_size: int) -> SplitExamples:
         """`load_split`'s result for one split's listed files: readable ones, in listed order."""
@@ -107,8 +151,12 @@ class FolderSource(Source):
         readable, unreadable = split_readable(files, self.pixel_budget)
         skipped.extend(unreadable)
         self.check(split_flag, readable, names)
-        order = np.random.default_rng(self.seed).permutation(len(readable))
-        return [readable[i] for i in order], names
+        return self._seeded_order(readable), names
+
+    def _seeded_order(self, files: list) -> list:
+        """`files` shuffled once with the seed, so the shuffle buffer need not mix classes."""
+        order = np.random.default_rng(self.seed).permutation(len(files))
+        return [files[i] for i in order]
 
 
 def split_readable(files: list[tuple[str, object]], pixel_budget: int) -> tuple[list, list[str]]:

@@ -1,7 +1,9 @@
 """Class folders (--image_dir): `<image_dir>/<split>/<class>/<image>`, one folder per class.
 
 The classes are the training split's subfolders in sorted order, the same layout Keras'
-`image_dataset_from_directory` reads; every other split must have exactly these classes. As in
+`image_dataset_from_directory` reads; every other split must have exactly these classes. A flat
+`<image_dir>/<class>/<image>` (no folder for any named split, and subfolders holding images) is
+carved into train, validation and test by `tlkeras.data.carve`, per class and seeded. As in
 Keras, a class holds every image below its folder, nested subfolders included, and symbolic
 links to subfolders inside a class are not followed. A class whose every file is unreadable is
 refused rather than silently dropped, and so are class folders that would give one image two
@@ -13,6 +15,7 @@ least two classes: with one, accuracy is trivially 1.
 import itertools
 import os
 
+from tlkeras.data.carve import SPLITS, carve
 from tlkeras.data.folder_splits import FolderSource
 from tlkeras.data.sources import SplitExamples
 from tlkeras.errors import ConfigError
@@ -21,6 +24,22 @@ from tlkeras.image_files import IMAGE_EXTENSIONS, is_image_file, printable_path,
 
 class ImageFolder(FolderSource):
     """Integer class labels from class subfolders."""
+
+    def carved_files(self):
+        if not flat_layout(self.data):
+            return None
+        if self.data.validation_split:
+            raise ConfigError("validation_split", f"there is no folder {self.data.image_dir}/"
+                              f"{self.data.validation_split}: {self.data.image_dir!r} is one "
+                              "folder of class folders, carved into train, validation and test",
+                              "Leave --validation_split empty (validation is carved by "
+                              "--validation_fraction), or lay the images out as "
+                              "<image_dir>/<split>/<class>/<image>.")
+        names = _class_names(self.data.image_dir)
+        _require_two_classes(self.data.image_dir, names)
+        test_fraction = self.data.test_fraction if self.data.test_split else None
+        return carve(_labelled_files(self.data.image_dir, names), names, self.seed,
+                     self.data.validation_fraction, test_fraction), names
 
     def labelled_files(self, split_flag: str, names: list[str] | None):
         directory = _split_dir(self.data, split_flag, names)
@@ -49,13 +68,50 @@ class ImageFolder(FolderSource):
         return f"{len(names)} classes with {spread} image(s) each"
 
     def load_split(self, split: str, image_size: int) -> SplitExamples:
-        """Any folder of class folders; its own classes, which the caller compares."""
+        """Any folder of class folders; its own classes, which the caller compares. In a flat
+        folder without that subfolder, one of the carved splits, carved as training carved it
+        with the same flags."""
         directory = os.path.join(self.data.image_dir, split)
+        if not os.path.isdir(directory) and flat_layout(self.data):
+            return self._carved_split(split, image_size)
         if not os.path.isdir(directory):
             raise ConfigError("split", f"no folder {directory!r}", "Pass a subfolder of "
                               f"{self.data.image_dir} that holds class folders.")
         names = _class_names(directory)
         return self.split_examples(_labelled_files(directory, names), names, image_size)
+
+    def _carved_split(self, split: str, image_size: int) -> SplitExamples:
+        if split not in SPLITS:
+            raise ConfigError("split", f"{self.data.image_dir!r} is one folder of class "
+                              f"folders, carved into {', '.join(SPLITS)}; there is no split "
+                              f"{split!r}", f"Pass --split={' or --split='.join(SPLITS)}, with "
+                              "the --seed, --validation_fraction and --test_fraction of the "
+                              "training run.")
+        carved, names = self.carved_files()
+        if not carved[split]:
+            raise ConfigError("split", f"the {split} split carved from "
+                              f"{self.data.image_dir!r} holds no image", "Evaluate another "
+                              "split.")
+        return self.split_examples(carved[split], names, image_size)
+
+
+def flat_layout(data) -> bool:
+    """Whether --image_dir is one flat folder of class folders: it has no folder for any split
+    that the flags name, and some subfolder holds images. A missing split folder beside other
+    split folders stays the error it was."""
+    root = data.image_dir
+    if not os.path.isdir(root) or any(
+            os.path.isdir(os.path.join(root, split))
+            for split in (data.train_split, data.validation_split, data.test_split) if split):
+        return False
+    return any(_safe_is_dir(entry) and _contains_image(entry.path) for entry in os.scandir(root))
+
+
+def _safe_is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # A link loop: `_class_names` names it if the folder is read as flat.
+        return False
 
 
 def _split_dir(data, split_flag: str, class_names: list[str] | None) -> str:
@@ -65,8 +121,10 @@ def _split_dir(data, split_flag: str, class_names: list[str] | None) -> str:
     if not os.path.isdir(directory):
         raise ConfigError("image_dir", f"no folder {directory!r} for --{split_flag}={split}",
                           f"Lay images out as {data.image_dir}/{split}/<class>/<image>, or "
-                          f"change --{split_flag} (an empty --validation_split or --test_split "
-                          "means: carve validation from train / skip the test).")
+                          f"as {data.image_dir}/<class>/<image> without split folders (carved "
+                          "by --validation_fraction and --test_fraction), or change "
+                          f"--{split_flag} (an empty --validation_split or --test_split means: "
+                          "carve validation from train / skip the test).")
     if class_names is not None and _class_names(directory) != class_names:
         raise ConfigError("image_dir", f"the classes in {directory!r} "
                           f"({_class_names(directory)}) differ from the training classes "

@@ -1,4 +1,7 @@
-"""tlkeras' two losses beyond Keras' own, registered so saved `.keras` files load with them.
+"""tlkeras' losses beyond Keras' own, registered so saved `.keras` files load with them.
+
+- `SmoothedSparseCrossentropy`: cross-entropy on class ids with label smoothing, which Keras 3's
+  `SparseCategoricalCrossentropy` lacks (its `CategoricalCrossentropy` has it, on one-hot labels).
 
 - `ScaledRegressionLoss`: MSE or Huber on targets divided by their training standard deviation.
   The regression model predicts in the targets' own units (its last layer undoes the
@@ -34,6 +37,26 @@ class ScaledRegressionLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="tlkeras")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Class ids -> one-hot smoothed towards uniform by `label_smoothing` -> cross-entropy with
+    the predicted probabilities (Keras' categorical_crossentropy, the same smoothing rule)."""
+
+    def __init__(self, label_smoothing: float = 0.0,
+                 name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="tlkeras")

@@ -2,8 +2,9 @@
 
 Per class precision, recall, F1 and support, their macro and support-weighted averages, accuracy,
 top-k accuracy and the confusion matrix go to `report.json` and a printed table; the confusion
-matrix and a grid of misclassified images go to PNG files and TensorBoard's Images tab. Used
-after each phase (`tlkeras.training.workflow`) and on any SavedModel export (`tlkeras evaluate`).
+matrix and a grid of misclassified images go to PNG files and TensorBoard's Images tab, the
+table to its Text tab. Used after each phase (`tlkeras.training.workflow`) and on any SavedModel
+export (`tlkeras evaluate`).
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras.reporting import figures
+from tlkeras.reporting.tensorboard import code_block, log_text
 
 MAX_MISCLASSIFIED = 25  # Images kept for the grid: a 5 x 5 figure.
 log = logging.getLogger(__name__)
@@ -132,8 +134,9 @@ def write_report(predictions: Predictions, class_names: list[str], top_k: int, o
 
 def save(report: dict, images: dict[str, bytes], table: str, out_dir: str,
          log_dir: str | None, step: int) -> None:
-    """report.json and `<name>.png` per image in `out_dir`, the images in TensorBoard (with
-    `log_dir`), and the table printed: the same for classification and regression reports."""
+    """report.json and `<name>.png` per image in `out_dir`, the images and the table in
+    TensorBoard (Images and Text tabs, with `log_dir`), and the table printed: the same for
+    classification and regression reports."""
     for name, png in images.items():
         with open(os.path.join(out_dir, f"{name}.png"), "wb") as file:
             file.write(png)
@@ -141,4 +144,5 @@ def save(report: dict, images: dict[str, bytes], table: str, out_dir: str,
         json.dump(report, file, indent=2)
     if log_dir:
         figures.log_to_tensorboard(log_dir, images, step)
+        log_text(log_dir, "report", code_block(table), step)
     print(table, flush=True)

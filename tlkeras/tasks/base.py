@@ -28,6 +28,7 @@ class Task(abc.ABC):
     main_metric: ClassVar[str]  # The test metric printed first in the run's summary.
     report_files: ClassVar[str]  # The report's figures, for the summary.
     packs_labels: ClassVar[bool] = False  # Training labels carry more than the test labels.
+    class_weight: dict[int, float] | None = None  # `fit`'s class_weight (classification).
 
     def __init__(self, output_names: list[str]):
         self.output_names = list(output_names)

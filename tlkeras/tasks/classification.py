@@ -8,8 +8,10 @@ import tensorflow as tf
 
 from tlkeras.artifacts.contract import CLASSIFIER_OUTPUT
 from tlkeras.data.sources import LABEL_CLASSES
+from tlkeras.model.losses import SmoothedSparseCrossentropy
 from tlkeras.reporting import classification as report
 from tlkeras.tasks.base import Task
+from tlkeras.tasks.class_weights import class_weights
 
 
 class Classification(Task):
@@ -20,9 +22,18 @@ class Classification(Task):
     main_metric = "accuracy"
     report_files = "confusion_matrix.png, misclassified.png"
 
+    def __init__(self, class_names: list[str], label_smoothing: float = 0.0,
+                 class_weight: dict[int, float] | None = None):
+        super().__init__(class_names)
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+
     @classmethod
     def create(cls, config, splits) -> "Classification":
-        return cls(splits.output_names)
+        training = config.training
+        return cls(splits.output_names, training.label_smoothing,
+                   class_weights(training.class_weight, splits.output_names,
+                                 lambda: splits.train.in_order()))
 
     @property
     def class_names(self) -> list[str]:
@@ -34,6 +45,14 @@ class Classification(Task):
 
     def evaluation_compile_args(self) -> dict:
         return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+
+    def training_compile_args(self) -> dict:
+        """With --label_smoothing, the training loss sees smoothed labels; validation and test
+        metrics still compare with the true class."""
+        if not self.label_smoothing:
+            return self.evaluation_compile_args()
+        return {"loss": SmoothedSparseCrossentropy(self.label_smoothing),
+                "metrics": ["accuracy"]}
 
     def serving_outputs(self, outputs, top_k: int) -> dict:
         """Probabilities, the top class (id and name) and the top k, labels baked in."""
@@ -57,4 +76,7 @@ class Classification(Task):
         return {"macro_f1": result["macro_avg"]["f1"], top_k_key: result[top_k_key]}
 
     def summary(self) -> dict:
-        return {"num_classes": len(self.class_names), "class_names": self.class_names}
+        weights = ({"class_weight": {name: round(self.class_weight[index], 4)
+                                     for index, name in enumerate(self.class_names)}}
+                   if self.class_weight else {})
+        return {"num_classes": len(self.class_names), "class_names": self.class_names, **weights}

@@ -9,6 +9,7 @@ of wiring a cache themselves.
 """
 
 import dataclasses
+import inspect
 import math
 import os
 import shutil
@@ -41,11 +42,29 @@ class Phase:
         return self.first_epoch + self.epochs
 
 
-def make_optimizer(flag: str, name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """A keras.optimizers optimizer by name, e.g. `adam` or `rmsprop`."""
+def make_optimizer(flag: str, name: str, learning_rate, momentum: float = 0.0
+                   ) -> keras.optimizers.Optimizer:
+    """A keras.optimizers optimizer by name, e.g. `adam` or `sgd`, with a rate or a schedule
+    (`tlkeras.training.schedules`) and `momentum` if this optimizer has such a setting (the
+    phases may use different optimizers; `check_momentum` refuses a momentum none can use)."""
+    optimizer_class = _optimizer_class(flag, name)
+    has_momentum = "momentum" in inspect.signature(optimizer_class).parameters
+    return optimizer_class(learning_rate=learning_rate,
+                           **({"momentum": momentum} if momentum and has_momentum else {}))
+
+
+def check_momentum(momentum: float, optimizers: dict[str, str]) -> None:
+    """ConfigError if --momentum is set but no phase's optimizer ({flag: name}) has one."""
+    if momentum and not any("momentum" in inspect.signature(_optimizer_class(flag, name))
+                            .parameters for flag, name in optimizers.items()):
+        names = ", ".join(f"--{flag}={name}" for flag, name in optimizers.items())
+        raise ConfigError("momentum", f"no phase's optimizer has a momentum setting ({names})",
+                          "Drop --momentum, or use sgd or rmsprop for a phase.")
+
+
+def _optimizer_class(flag: str, name: str) -> type:
     try:
-        return keras.optimizers.get({"class_name": name,
-                                     "config": {"learning_rate": learning_rate}})
+        return type(keras.optimizers.get(name))
     except (ValueError, TypeError) as error:
         raise ConfigError(flag, f"unknown optimizer {name!r} ({error})",
                           "Pass a keras.optimizers name such as adam, sgd, rmsprop or adamw.") \
@@ -69,6 +88,7 @@ def fit(model: keras.Model, train, validation, phase: Phase, callbacks: list,
                   steps_per_epoch=train.steps_per_epoch, validation_data=validation,
                   initial_epoch=record.epochs_done, epochs=phase.last_epoch,
                   shuffle=False,  # TrainingData shuffles each epoch; Keras cannot.
+                  class_weight=phase.task.class_weight,
                   callbacks=[*callbacks, record, *([backups.callback(record)] if backups else [])],
                   verbose=1 if sys.stdout.isatty() else 2)
     _stop_if_diverged(record, phase)

@@ -16,7 +16,7 @@ from tlkeras.config import Config
 from tlkeras.errors import ConfigError
 from tlkeras.model import backbones, finetune, network
 from tlkeras.tasks.base import Task
-from tlkeras.training import phases, run_dir
+from tlkeras.training import phases, run_dir, schedules
 
 
 @dataclasses.dataclass
@@ -48,7 +48,7 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
         tflite.require_interpreter()
     keras.mixed_precision.set_global_policy(precision_policy(config.runtime.mixed_precision))
     with strategy.scope():  # Variables are created per replica.
-        optimizers = _optimizers(config)
+        _optimizers(config, steps_per_epoch=1)  # Names checked before the data loads.
         backbone = backbones.build_backbone(spec, image_size, config.model.weights)
         plan = finetune.plan_unfreeze(backbone, config.phase2.unfreeze) \
             if config.phase2.fine_tune_epochs else None
@@ -56,6 +56,7 @@ def prepare(config: Config, strategy: tf.distribute.Strategy) -> PreparedRun:
                            config.runtime.seed, image_size,  # download is the largest cost.
                            batch_size=config.data.batch_size * strategy.num_replicas_in_sync)
         task = tasks.make_task(config, splits)
+        optimizers = _optimizers(config, splits.train.steps_per_epoch)
         # Seed again: preparing a TFDS dataset draws random numbers, and the head's initial
         # weights must not depend on whether this run had to prepare it.
         keras.utils.set_random_seed(config.runtime.seed)
@@ -83,11 +84,24 @@ def _check_image_size(image_size: int, spec: backbones.BackboneSpec) -> None:
                           f"{spec.default_size}).")
 
 
-def _optimizers(config: Config) -> tuple:
-    return (phases.make_optimizer("optimizer", config.phase1.optimizer,
-                                  config.phase1.learning_rate),
-            phases.make_optimizer("fine_tune_optimizer", config.phase2.fine_tune_optimizer,
-                                  config.phase2.fine_tune_learning_rate))
+def _optimizers(config: Config, steps_per_epoch: int) -> tuple:
+    """Each phase's optimizer, with its schedule (`--lr_schedule`, `--warmup_epochs`) over
+    that phase's steps and `--momentum`."""
+    training = config.training
+    phases.check_momentum(training.momentum, {
+        "optimizer": config.phase1.optimizer,
+        "fine_tune_optimizer": config.phase2.fine_tune_optimizer})
+
+    def optimizer(flag: str, name: str, rate: float, epochs: int):
+        learning_rate = schedules.phase_learning_rate(rate, training.lr_schedule,
+                                                      training.warmup_epochs, epochs,
+                                                      steps_per_epoch)
+        return phases.make_optimizer(flag, name, learning_rate, training.momentum)
+
+    return (optimizer("optimizer", config.phase1.optimizer, config.phase1.learning_rate,
+                      config.phase1.epochs),
+            optimizer("fine_tune_optimizer", config.phase2.fine_tune_optimizer,
+                      config.phase2.fine_tune_learning_rate, config.phase2.fine_tune_epochs))
 
 
 def _phases(config: Config, optimizers: tuple, task: Task) -> tuple:

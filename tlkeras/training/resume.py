@@ -88,11 +88,18 @@ class Backups:
         model.load_weights(os.path.join(self._restore_dir, state["weights"]))
         for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
             variable.assign(value)
-        self.checkpoint.best = state["best"]
-        self.checkpoint.best_epoch = state.get("best_epoch")
+        self.restore_best_score()
         log.info("Resumed %s after epoch %d from %s.", phase_name, state["record"]["epochs_done"],
                  self._restore_dir)
         return PhaseRecord(**state["record"])
+
+    def restore_best_score(self) -> None:
+        """The best checkpoint's score and epoch from the last backup, whichever phase it is
+        from: a run resumed at the switch to phase 2 must not overwrite a better phase-1 model."""
+        state = self.latest()
+        if state is not None:
+            self.checkpoint.best = state["best"]
+            self.checkpoint.best_epoch = state.get("best_epoch")
 
     @property
     def _restore_dir(self) -> str:

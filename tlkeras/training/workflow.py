@@ -16,9 +16,9 @@ import tensorflow as tf
 from tlkeras.artifacts import saved_model, tflite
 from tlkeras.config import Config
 from tlkeras.data import decode
-from tlkeras.errors import RunInterrupted, TrainingStopped
+from tlkeras.errors import AccuracyGateMissed, RunInterrupted, TrainingStopped
 from tlkeras.model import finetune
-from tlkeras.reporting import hparams, summary
+from tlkeras.reporting import hparams, summary, tensorboard
 from tlkeras.tasks.base import Task
 from tlkeras.training import (
     checkpoint,
@@ -105,7 +105,19 @@ def _train_in(run: PreparedRun, strategy: tf.distribute.Strategy,
     else:
         log.info("%s finished; the chief wrote the run's outputs.",
                  multi_worker.task_name(strategy))
+    _check_accuracy_gate(config.export.min_test_accuracy, record)
     return metrics
+
+
+def _check_accuracy_gate(minimum: float, record: RunRecord) -> None:
+    """--min_test_accuracy: the finished run stays as it is; only the exit status says it
+    missed (as TF Hub's make_image_classifier --assert_accuracy_at_least)."""
+    accuracy = record.final_phase().get("test", {}).get("accuracy")
+    if minimum and accuracy is not None and accuracy < minimum:
+        raise AccuracyGateMissed(
+            f"the final test accuracy {accuracy:.4f} is {minimum - accuracy:.4f} below "
+            f"--min_test_accuracy={minimum:g}. The run is finished and saved in "
+            f"{record.run_dir} (export included) for inspection; nothing is deleted.")
 
 
 def _finish(run: PreparedRun, record: RunRecord) -> None:
@@ -145,6 +157,7 @@ def _both_phases(run: PreparedRun, callbacks: list, backups: resume.Backups,
     """Phase 1, then phase 2 unless skipped; metrics.json is updated after each."""
     phase1, phase2 = run.phases
     finetune.freeze(run.backbone)
+    backups.restore_best_score()
     state = backups.latest()
     multi_worker.check_same_everywhere(
         run.strategy, (state or {}).get("weights", "no backup"), "the epoch to resume after",
@@ -156,17 +169,43 @@ def _both_phases(run: PreparedRun, callbacks: list, backups: resume.Backups,
         log.info("%s\nPhase 1 (feature extraction): %s frozen, training the new head; %s.\n%s",
                  BANNER, run.backbone_name, _trainable_summary(run.model), BANNER)
         with run.strategy.scope():
-            record.phases["phase1"] = _phase1(run, phase1, callbacks, backups)
+            result = _phase1(run, phase1, callbacks, backups)
+        if run.plan is None:  # Phase 1 is the last phase: its test report is the final one.
+            record.description["export_model"] = _select_export_weights(run, backups.checkpoint)
+        record.phases["phase1"] = {**result, **_test_results(run, phase1)}
         record.save()
     if run.plan is None:
         return
     _unfreeze(run)
+    tensorboard.start_phase(callbacks, 2, phase2.first_epoch,
+                            f"Phase 2 (fine-tuning) from epoch {phase2.first_epoch}: top "
+                            f"{run.plan.count} of {run.plan.total_layers} {run.backbone_name} "
+                            f"layers unfrozen, learning rate "
+                            f"{run.config.phase2.fine_tune_learning_rate:g}")
     with run.strategy.scope():
         result = _phase2(run, phase2, callbacks, backups)
+    record.description["export_model"] = _select_export_weights(run, backups.checkpoint)
     record.phases["phase2"] = {**result, **_test_results(run, phase2),
                                "unfrozen_layers": run.plan.count,
                                "first_unfrozen_layer": run.plan.first_layer}
     record.save()
+
+
+def _select_export_weights(run: PreparedRun, best: BestCheckpoint) -> dict:
+    """With --export_model=best, loads the best checkpoint's weights into the model, so the
+    final test report, model.keras and every export are that model; returns what metrics.json
+    records of the choice. The best may be from phase 1, if phase 2 never improved on it."""
+    choice = run.config.export.export_model
+    last_epoch = (run.phases[1] if run.plan else run.phases[0]).last_epoch
+    if choice == "last":
+        return {"choice": choice, "epoch": last_epoch}
+    if best.best_epoch is None or not os.path.exists(best.filepath):
+        return {"choice": choice, "epoch": last_epoch,
+                "note": "no epoch was checkpointed, so the last epoch is exported"}
+    run.model.load_weights(best.filepath)
+    log.info("Exporting the best checkpoint: epoch %d, %s %.4f (--export_model=best).",
+             best.best_epoch, best.monitor, best.best)
+    return {"choice": choice, "epoch": best.best_epoch, best.monitor: float(best.best)}
 
 
 def _unfreeze(run: PreparedRun) -> None:
@@ -191,7 +230,7 @@ def _phase1(run: PreparedRun, phase: phases.Phase, callbacks: list,
     else:
         result = phases.fit(run.model, run.splits.train, run.splits.validation, phase,
                             callbacks, backups)
-    return {**result, "feature_cache": why, **_test_results(run, phase)}
+    return {**result, "feature_cache": why}
 
 
 def _phase2(run: PreparedRun, phase: phases.Phase, callbacks: list,
@@ -263,7 +302,8 @@ def _export(run: PreparedRun, record: RunRecord) -> dict:
     if run.config.export.export_tflite:
         exported["tflite"] = tflite.export_and_verify(
             run.model, os.path.join(run.run_dir, "tflite"), list(run.config.export.export_tflite),
-            run.task.output_names, pixels, run.task.compare_outputs)
+            run.task.output_names, pixels, run.task.compare_outputs,
+            representative=run.splits.train.examples)  # int8 calibrates on training images.
         for variant, check in exported["tflite"].items():
             log.info("TFLite %s: %s, %.1f MB; against Keras on %d images: top-1 agreement %s, "
                      "max abs diff %.2g.", variant, check["path"], check["bytes"] / 1e6,
@@ -282,7 +322,7 @@ def _callbacks(folder: str, model: keras.Model, task: Task,
     best = BestCheckpoint(model, os.path.join(folder, "checkpoints", "best.keras"),
                           monitor=task.monitor, mode=task.monitor_mode)
     return ([keras.callbacks.TerminateOnNaN(),
-             keras.callbacks.TensorBoard(log_dir=os.path.join(folder, "logs")), best],
+             tensorboard.PhasedTensorBoard(os.path.join(folder, "logs")), best],
             resume.Backups(os.path.join(folder, resume.BACKUP_FOLDER), best, restore_dir))
 
 
