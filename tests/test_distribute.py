@@ -37,7 +37,8 @@ SCRIPT = textwrap.dedent("""
                            epochs=2, fine_tune_epochs=1, unfreeze="10", dropout=0.0,
                            optimizer="sgd", learning_rate=0.01, fine_tune_optimizer="sgd",
                            fine_tune_learning_rate=0.001, output_dir=output_dir,
-                           run_name=strategy, strategy=strategy, devices=devices)
+                           run_name=strategy, strategy=strategy, devices=devices,
+                           export_model="last")  # The training's weights are compared.
         workflow.train_and_evaluate(config)
     print("DONE")
 """)
